@@ -1,0 +1,2 @@
+/** tun2socks library entry point. */
+export {};
