@@ -120,7 +120,7 @@ describe('Ipv4Packet', () => {
     opt[21] = 0x05;
     expect(new Ipv4Packet(opt).verifyChecksum()).toBe(false);
     // Payload bytes are not covered.
-    bytes[30] ^= 0xff;
+    bytes[30] = bytes[30]! ^ 0xff;
     expect(p.verifyChecksum()).toBe(true);
   });
 
@@ -196,7 +196,7 @@ describe('Ipv4Repr', () => {
 
   it('rejects a bad checksum unless the caller verified it', () => {
     const b = PING.slice();
-    b[11] ^= 1;
+    b[11] = b[11]! ^ 1;
     expect(Ipv4Repr.parse(new Ipv4Packet(b))).toBe('ipv4-bad-checksum');
     expect(Ipv4Repr.parse(new Ipv4Packet(b), true)).toEqual(PING_REPR);
   });
