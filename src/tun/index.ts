@@ -1,0 +1,18 @@
+/** The device edge: Linux TUN (koffi), in-memory and fault-injecting devices, pcap capture. */
+export type { Device, DeviceStats, PacketSink } from './device.js';
+export { newDeviceStats, RxFlags } from './device.js';
+export { TunError, type TunErrorCode } from './errors.js';
+export {
+  type FaultCounters,
+  type FaultDecision,
+  FaultDevice,
+  type FaultOptions,
+  FaultPlan,
+  type FaultSpec,
+  mulberry32,
+} from './fault-device.js';
+export { DEFAULT_BATCH, openTun, type ReadMode, TunDevice, type TunOptions } from './linux-tun.js';
+export { MemoryDevice, type MemoryDeviceOptions, memoryPair } from './memory-device.js';
+export { PcapDevice, PcapWriter, type PcapWriterOptions } from './pcap.js';
+export { type DeviceSpec, parseDeviceSpec } from './spec.js';
+export { openTunFd, type TunFdOptions } from './tun-open.js';

@@ -1,0 +1,145 @@
+/**
+ * The libc calls the TUN device needs, bound through koffi (the only koffi user in the project),
+ * and the Linux constants that go with them. Bound lazily on first use, so importing `src/tun`
+ * on a platform without glibc (or in a unit test of the memory device) loads nothing.
+ *
+ * Constants are the x86-64 / arm64 / riscv64 values of the generic Linux ABI (`asm-generic`);
+ * alpha, mips, parisc, powerpc and sparc number some `O_*` flags and ioctls differently and are not
+ * supported.
+ */
+import koffi from 'koffi';
+
+/** `open(2)` flags. */
+export const O_RDONLY = 0;
+/** `open(2)` flags. */
+export const O_RDWR = 2;
+/** `open(2)` / `fcntl(2)` flag: non-blocking I/O. */
+export const O_NONBLOCK = 0o4000;
+/** `open(2)` flag: close on exec. */
+export const O_CLOEXEC = 0o2000000;
+
+/** `fcntl(2)` commands. */
+export const F_GETFL = 3;
+/** `fcntl(2)` commands. */
+export const F_SETFL = 4;
+
+/** `poll(2)` event bits (`struct pollfd.events/revents`). */
+export const POLLIN = 0x001;
+/** `poll(2)`: error condition. */
+export const POLLERR = 0x008;
+/** `poll(2)`: hang up. */
+export const POLLHUP = 0x010;
+/** `poll(2)`: the fd is not open. */
+export const POLLNVAL = 0x020;
+
+/** `eventfd(2)` flags (same bits as O_CLOEXEC / O_NONBLOCK). */
+export const EFD_CLOEXEC = O_CLOEXEC;
+/** `eventfd(2)` flags. */
+export const EFD_NONBLOCK = O_NONBLOCK;
+
+/** `setns(2)`: the namespace type of a network namespace fd. */
+export const CLONE_NEWNET = 0x40000000;
+
+/** `socket(2)` arguments for the ioctl socket: AF_INET, SOCK_DGRAM, SOCK_CLOEXEC. */
+export const AF_INET = 2;
+/** `socket(2)` type. */
+export const SOCK_DGRAM = 2;
+/** `socket(2)` type flag. */
+export const SOCK_CLOEXEC = O_CLOEXEC;
+
+/** errno values (asm-generic/errno-base.h, errno.h) used to classify failures. */
+export const Errno = {
+  EPERM: 1,
+  ENOENT: 2,
+  EINTR: 4,
+  EIO: 5,
+  ENXIO: 6,
+  EBADF: 9,
+  EAGAIN: 11,
+  ENOMEM: 12,
+  EACCES: 13,
+  EFAULT: 14,
+  EBUSY: 16,
+  ENODEV: 19,
+  EINVAL: 22,
+  ENOTTY: 25,
+  ENOSYS: 38,
+  EBADFD: 77,
+  ENOBUFS: 105,
+} as const;
+
+/** The symbolic name of an errno value, e.g. `EBUSY`, or `errno N` when unknown. */
+export function errnoName(errno: number): string {
+  for (const [name, value] of Object.entries(Errno)) if (value === errno) return name;
+  return `errno ${errno}`;
+}
+
+/** The libc functions, typed for our call sites. Pointers are Uint8Arrays passed by reference. */
+export interface Libc {
+  open(path: string, flags: number): number;
+  close(fd: number): number;
+  read(fd: number, buf: Uint8Array, count: number): number;
+  write(fd: number, buf: Uint8Array, count: number): number;
+  /** `ioctl(fd, request, void *arg)`. */
+  ioctlPtr(fd: number, request: number, arg: Uint8Array): number;
+  /** `ioctl(fd, request)` with no argument (e.g. TUNGETDEVNETNS). */
+  ioctlNone(fd: number, request: number): number;
+  fcntlGet(fd: number, cmd: number): number;
+  fcntlSet(fd: number, cmd: number, arg: number): number;
+  poll(fds: Uint8Array, nfds: number, timeoutMs: number): number;
+  /** `poll()` on libuv's thread pool; `cb(err, result)` runs on the event loop. */
+  pollAsync(
+    fds: Uint8Array,
+    nfds: number,
+    timeoutMs: number,
+    cb: (err: unknown, result: number) => void,
+  ): void;
+  /** `read()` on libuv's thread pool. errno is not observable from an async call. */
+  readAsync(fd: number, buf: Uint8Array, count: number, cb: (err: unknown, result: number) => void): void;
+  eventfd(initval: number, flags: number): number;
+  setns(fd: number, nstype: number): number;
+  socket(domain: number, type: number, protocol: number): number;
+  /** errno of the last synchronous call on this thread. */
+  errno(): number;
+}
+
+let bound: Libc | undefined;
+
+function loadLibc(): koffi.IKoffiLib {
+  try {
+    return koffi.load('libc.so.6');
+  } catch {
+    // musl or an unusual layout: the running process already links a libc.
+    return koffi.load(null);
+  }
+}
+
+/** The bound libc functions (binds them on first call; throws off Linux). */
+export function libc(): Libc {
+  if (bound !== undefined) return bound;
+  if (process.platform !== 'linux') throw new Error(`TUN devices need Linux, not ${process.platform}`);
+  const lib = loadLibc();
+  const open = lib.func('int open(const char *path, int flags, ...)');
+  const ioctl = lib.func('int ioctl(int fd, unsigned long request, ...)');
+  const fcntl = lib.func('int fcntl(int fd, int cmd, ...)');
+  const read = lib.func('long read(int fd, void *buf, unsigned long count)');
+  const poll = lib.func('int poll(void *fds, unsigned long nfds, int timeout)');
+  bound = {
+    open: (path, flags) => open(path, flags) as number,
+    close: lib.func('int close(int fd)') as Libc['close'],
+    read: read as Libc['read'],
+    write: lib.func('long write(int fd, const void *buf, unsigned long count)') as Libc['write'],
+    ioctlPtr: (fd, request, arg) => ioctl(fd, request, 'void *', arg) as number,
+    ioctlNone: (fd, request) => ioctl(fd, request) as number,
+    fcntlGet: (fd, cmd) => fcntl(fd, cmd) as number,
+    fcntlSet: (fd, cmd, arg) => fcntl(fd, cmd, 'int', arg) as number,
+    poll: poll as Libc['poll'],
+    pollAsync: (fds, nfds, timeoutMs, cb) => poll.async(fds, nfds, timeoutMs, cb),
+    readAsync: (fd, buf, count, cb) => read.async(fd, buf, count, cb),
+    eventfd: lib.func('int eventfd(unsigned int initval, int flags)') as Libc['eventfd'],
+    setns: lib.func('int setns(int fd, int nstype)') as Libc['setns'],
+    socket: lib.func('int socket(int domain, int type, int protocol)') as Libc['socket'],
+    errno: () => koffi.errno(),
+  };
+  return bound;
+}

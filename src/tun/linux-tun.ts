@@ -1,0 +1,329 @@
+/**
+ * A Linux TUN device (Documentation/networking/tuntap.rst) driven through koffi.
+ *
+ * Reading ('drain', the default): a koffi async `poll()` on [tun fd, eventfd] waits on libuv's
+ * thread pool, so the event loop never blocks; when it returns the loop reads the non-blocking fd
+ * synchronously into one preallocated buffer until EAGAIN or `batch` packets, hands each packet to
+ * the sink as a view of that buffer, calls `flush()` once, and re-arms the poll (after a
+ * setImmediate when the budget ran out, so other I/O gets a turn). The eventfd wakes the poll on
+ * close(). 'async-read' issues one koffi async `read()` per packet instead, kept for comparison.
+ *
+ * Writing is a synchronous `write()` of one packet: a full device queue (EAGAIN/ENOBUFS) drops it.
+ */
+import { endianness } from 'node:os';
+import type { Device, DeviceStats, PacketSink } from './device.js';
+import { newDeviceStats } from './device.js';
+import { TunError } from './errors.js';
+import { TunFlags } from './ioctl.js';
+import { Errno, errnoName, libc, POLLERR, POLLHUP, POLLIN, POLLNVAL } from './libc.js';
+import { openTunHandle, type TunHandle } from './tun-open.js';
+
+/** How the device reads: drain after a readiness poll (fast), or one async read() per packet. */
+export type ReadMode = 'drain' | 'async-read';
+
+/** Options of openTun(). Give `name` or `fd`, not both; neither creates a kernel-named `tunN`. */
+export interface TunOptions {
+  /** Interface to create, or attach to when it exists (e.g. made by `ip tuntap add mode tun`). */
+  name?: string;
+  /** An open TUN fd handed over by a parent process (`fd://3`); the device owns it from then on. */
+  fd?: number;
+  /** Sets the interface MTU (SIOCSIFMTU) when given; otherwise the current MTU is read. */
+  mtu?: number;
+  /** A network namespace path (`/var/run/netns/X`): the device is created/attached in it. */
+  netns?: string;
+  /** Default 'drain'. */
+  readMode?: ReadMode;
+  /** Most packets handed to the sink per drained batch before yielding to the loop. Default 256. */
+  batch?: number;
+  /** Called once when reading stops on an unrecoverable error (e.g. the interface was deleted). */
+  onError?: (err: TunError) => void;
+}
+
+/** Default `batch`: packets per drain before yielding to other I/O. */
+export const DEFAULT_BATCH = 256;
+/** The receive buffer: the largest IP packet plus headroom for a packet-info (later virtio-net) header. */
+const RX_BUFFER_BYTES = 65536 + 64;
+/** The largest IP packet. */
+const MAX_PACKET = 65535;
+/** Consecutive failed reads or polls after which reading is declared broken (no busy loop). */
+const MAX_CONSECUTIVE_ERRORS = 64;
+/** EtherTypes for `struct tun_pi.proto`. */
+const ETH_P_IP = 0x0800;
+const ETH_P_IPV6 = 0x86dd;
+/** Host byte order, for the native structs (pollfd, the eventfd counter). */
+const LITTLE = endianness() === 'LE';
+
+/** Opens (creates or attaches) a TUN device; throws a TunError with one actionable line on failure. */
+export function openTun(opts: TunOptions = {}): TunDevice {
+  const readMode = opts.readMode ?? 'drain';
+  if (readMode !== 'drain' && readMode !== 'async-read')
+    throw new TypeError(`readMode must be 'drain' or 'async-read', not ${String(readMode)}`);
+  const batch = opts.batch ?? DEFAULT_BATCH;
+  if (!Number.isInteger(batch) || batch < 1 || batch > 65536)
+    throw new RangeError(`batch must be an integer in 1..65536, not ${batch}`);
+  return new TunDevice(openTunHandle(opts), readMode, batch, opts.onError);
+}
+
+/** A TUN device opened by openTun(): the Device over a non-blocking /dev/net/tun fd. */
+export class TunDevice implements Device {
+  /** The interface name (the kernel's, e.g. `tun0`). */
+  readonly name: string;
+  /** The interface MTU read at open time. */
+  readonly mtu: number;
+  /** The TUN flags (IFF_*) the fd is attached with. */
+  readonly flags: number;
+  /** The read strategy. */
+  readonly readMode: ReadMode;
+  /** Counters. */
+  readonly stats: DeviceStats = newDeviceStats();
+  /** The error that stopped reading, if one did. */
+  readError: TunError | undefined;
+
+  #fd: number;
+  #eventFd: number;
+  /** Bytes before the IP packet on the fd: 4 for `struct tun_pi` without IFF_NO_PI, else 0. */
+  readonly #prefix: number;
+  readonly #batch: number;
+  readonly #onError: ((err: TunError) => void) | undefined;
+  readonly #rxBuf = new Uint8Array(RX_BUFFER_BYTES);
+  #txBuf: Uint8Array | undefined;
+  /** struct pollfd[2]: { int fd; short events; short revents } for the tun fd and the eventfd. */
+  readonly #pollFds = new Uint8Array(16);
+  readonly #pollView = new DataView(this.#pollFds.buffer);
+  readonly #wake = new Uint8Array(8);
+  #sink: PacketSink | undefined;
+  /** An async poll or read is running on the thread pool: fds must stay open until it returns. */
+  #inFlight = false;
+  #immediate: NodeJS.Immediate | undefined;
+  #closing = false;
+  #closed: Promise<void> | undefined;
+  #resolveClosed: (() => void) | undefined;
+  #errorRun = 0;
+
+  /** Wraps an opened handle; use openTun(). */
+  constructor(handle: TunHandle, readMode: ReadMode, batch: number, onError?: (err: TunError) => void) {
+    this.name = handle.name;
+    this.mtu = handle.mtu;
+    this.flags = handle.flags;
+    this.#fd = handle.fd;
+    this.#eventFd = handle.eventFd;
+    this.#prefix = (handle.flags & TunFlags.IFF_NO_PI) !== 0 ? 0 : 4;
+    this.readMode = readMode;
+    this.#batch = batch;
+    this.#onError = onError;
+    new DataView(this.#wake.buffer).setBigUint64(0, 1n, LITTLE);
+    this.#pollView.setInt32(0, handle.fd, LITTLE);
+    this.#pollView.setInt16(4, POLLIN, LITTLE);
+    this.#pollView.setInt32(8, handle.eventFd, LITTLE);
+    this.#pollView.setInt16(12, POLLIN, LITTLE);
+  }
+
+  /** The TUN file descriptor (-1 once closed), e.g. to hand over to a child process. */
+  get fd(): number {
+    return this.#fd;
+  }
+
+  /** Starts delivering received packets to `sink`. */
+  start(sink: PacketSink): void {
+    if (this.#sink !== undefined) throw new Error(`TUN ${this.name} is already started`);
+    if (this.#closing) throw new Error(`TUN ${this.name} is closed`);
+    this.#sink = sink;
+    if (this.readMode === 'drain') this.#armPoll();
+    else this.#readAsync();
+  }
+
+  /** Writes one IP packet synchronously; false when dropped (EAGAIN/ENOBUFS) or failed, counted either way. */
+  write(packet: Uint8Array): boolean {
+    const stats = this.stats;
+    if (this.#fd < 0 || packet.length === 0 || packet.length > MAX_PACKET) {
+      stats.txErrors++;
+      return false;
+    }
+    let buf = packet;
+    let len = packet.length;
+    if (this.#prefix !== 0) {
+      buf = this.#txBuf ??= new Uint8Array(MAX_PACKET + 4);
+      // struct tun_pi { u16 flags; be16 proto }: the kernel takes skb->protocol from proto.
+      const proto = packet[0]! >> 4 === 6 ? ETH_P_IPV6 : ETH_P_IP;
+      buf[0] = 0;
+      buf[1] = 0;
+      buf[2] = proto >> 8;
+      buf[3] = proto & 0xff;
+      buf.set(packet, 4);
+      len += 4;
+    }
+    const c = libc();
+    const n = c.write(this.#fd, buf, len);
+    if (n === len) {
+      stats.txPackets++;
+      stats.txBytes += packet.length;
+      return true;
+    }
+    const errno = n < 0 ? c.errno() : 0;
+    if (errno === Errno.EAGAIN || errno === Errno.ENOBUFS) stats.txDropped++;
+    else stats.txErrors++;
+    return false;
+  }
+
+  /** Stops reading, wakes and waits for the in-flight poll/read, then closes the fds. Idempotent. */
+  close(): Promise<void> {
+    if (this.#closed !== undefined) return this.#closed;
+    this.#closing = true;
+    this.#closed = new Promise((resolve) => {
+      this.#resolveClosed = resolve;
+    });
+    if (this.#immediate !== undefined) {
+      clearImmediate(this.#immediate);
+      this.#immediate = undefined;
+    }
+    if (this.#inFlight) libc().write(this.#eventFd, this.#wake, 8);
+    else this.#release();
+    return this.#closed;
+  }
+
+  /** Closes the fds and resolves close(); runs once nothing is in flight. Idempotent. */
+  #release(): void {
+    const c = libc();
+    if (this.#fd >= 0) c.close(this.#fd);
+    if (this.#eventFd >= 0) c.close(this.#eventFd);
+    this.#fd = -1;
+    this.#eventFd = -1;
+    this.#resolveClosed?.();
+  }
+
+  /** Runs when the async call returns: false (and the fds released) if closing meanwhile. */
+  #settle(): boolean {
+    this.#inFlight = false;
+    if (!this.#closing) return true;
+    this.#release();
+    return false;
+  }
+
+  #armPoll(): void {
+    this.#inFlight = true;
+    libc().pollAsync(this.#pollFds, 2, -1, this.#onPoll);
+  }
+
+  readonly #onPoll = (err: unknown, rc: number): void => {
+    if (!this.#settle()) return;
+    if (err != null) {
+      this.#fatal(`poll failed: ${String(err)}`, undefined);
+    } else if (rc < 0) {
+      // EINTR (errno is not observable from an async call): try again, but never spin forever.
+      if (++this.#errorRun >= MAX_CONSECUTIVE_ERRORS) this.#fatal('poll keeps failing', undefined);
+      else this.#armPoll();
+    } else {
+      const revents = this.#pollView.getInt16(6, LITTLE);
+      if ((revents & (POLLERR | POLLHUP | POLLNVAL)) !== 0)
+        this.#fatal('the interface was deleted or its fd closed', undefined);
+      else if ((revents & POLLIN) === 0) this.#armPoll();
+      else if (this.readMode === 'drain') this.#drain();
+      else this.#readAsync();
+    }
+  };
+
+  readonly #continueDrain = (): void => {
+    this.#immediate = undefined;
+    if (!this.#closing) this.#drain();
+  };
+
+  /** Reads until EAGAIN or `batch` packets, then flushes and re-arms. */
+  #drain(): void {
+    const sink = this.#sink!;
+    this.stats.rxWakeups++;
+    let n = 0;
+    let more = true;
+    // Every attempt counts against the budget, so a run of EINTRs cannot spin here either.
+    for (let i = 0; i < this.#batch && !this.#closing; i++) {
+      const r = this.#readOnce(sink);
+      if (r === 0) {
+        more = false;
+        break;
+      }
+      if (r > 0) n++;
+    }
+    if (n > 0) sink.flush();
+    if (this.#closing) this.#release();
+    else if (this.readError !== undefined) return;
+    else if (more) this.#immediate = setImmediate(this.#continueDrain);
+    else this.#armPoll();
+  }
+
+  /**
+   * One synchronous read: delivers a packet and returns 1, returns 0 when there is nothing to read
+   * (EAGAIN) or reading stopped, -1 after a counted, retryable error.
+   */
+  #readOnce(sink: PacketSink): number {
+    const c = libc();
+    const r = c.read(this.#fd, this.#rxBuf, RX_BUFFER_BYTES);
+    if (r > this.#prefix) {
+      this.#errorRun = 0;
+      this.#deliver(sink, r);
+      return 1;
+    }
+    if (r >= 0) {
+      // A 0-byte read or a bare packet-info header: nothing usable.
+      if (++this.#errorRun >= MAX_CONSECUTIVE_ERRORS) return this.#fatal('empty reads', undefined);
+      this.stats.rxErrors++;
+      return -1;
+    }
+    const errno = c.errno();
+    if (errno === Errno.EAGAIN) return 0;
+    if (errno === Errno.EINTR) return -1;
+    if (
+      errno === Errno.EBADFD ||
+      errno === Errno.EBADF ||
+      errno === Errno.EIO ||
+      errno === Errno.EFAULT ||
+      ++this.#errorRun >= MAX_CONSECUTIVE_ERRORS
+    )
+      return this.#fatal(`read failed with ${errnoName(errno)}`, errnoName(errno));
+    this.stats.rxErrors++;
+    return -1;
+  }
+
+  #deliver(sink: PacketSink, r: number): void {
+    this.stats.rxPackets++;
+    this.stats.rxBytes += r - this.#prefix;
+    sink.receive(this.#rxBuf.subarray(this.#prefix, r), 0);
+  }
+
+  /** 'async-read': one read() per packet on the thread pool; a poll when the queue is empty. */
+  #readAsync(): void {
+    this.#inFlight = true;
+    libc().readAsync(this.#fd, this.#rxBuf, RX_BUFFER_BYTES, this.#onReadAsync);
+  }
+
+  readonly #onReadAsync = (err: unknown, r: number): void => {
+    if (!this.#settle()) return;
+    if (err != null) return void this.#fatal(`read failed: ${String(err)}`, undefined);
+    const sink = this.#sink!;
+    if (r > this.#prefix) {
+      this.#errorRun = 0;
+      this.stats.rxWakeups++;
+      this.#deliver(sink, r);
+      sink.flush();
+      if (this.#closing) this.#release();
+      else this.#readAsync();
+      return;
+    }
+    // errno is lost with an async call: a synchronous read learns it (or finds a packet after all).
+    const got = this.#readOnce(sink);
+    if (got === 1) sink.flush();
+    if (this.#closing) this.#release();
+    else if (this.readError !== undefined) return;
+    else if (got === 0) this.#armPoll();
+    else this.#readAsync();
+  };
+
+  /** Stops reading for good: counts, records and reports the error. Returns 0 for #readOnce. */
+  #fatal(why: string, errno: string | undefined): 0 {
+    this.stats.rxErrors++;
+    const err = new TunError('TUN_READ', `TUN ${this.name}: reading stopped: ${why}`, errno);
+    // The fds stay open until close() (writes may still be attempted), but nothing reads any more.
+    this.readError = err;
+    if (this.#onError !== undefined) this.#onError(err);
+    else process.emitWarning(err);
+    return 0;
+  }
+}
