@@ -74,7 +74,10 @@ const mutators: Mutator[] = [
   (p, r) => {
     const q = p.slice();
     const base = q[0]! >> 4 === 4 ? 20 : 40;
-    if (q.length > base + 8) q[base + (r() % 8)] ^= 1 + (r() % 255);
+    if (q.length > base + 8) {
+      const at = base + (r() % 8);
+      q[at] = q[at]! ^ (1 + (r() % 255));
+    }
     return q;
   },
   // TCP options with length 0, 1 or overlong, recomputing nothing (the checksum may be wrong too).
