@@ -1,7 +1,7 @@
 /**
  * tun2socks as a library: the pure stack, the devices, and the runtime that joins them.
  */
-export { Logger, LOG_LEVELS, type LogLevel } from './log.js';
+export { LOG_LEVELS, Logger, type LogLevel } from './log.js';
 export { cryptoRandom, type RuntimeOptions, StackRuntime } from './runtime.js';
 export { DEFAULT_IP_OPTIONS, type IpOptions, StackOptionError, type StackOptions } from './stack/options.js';
 export { type RandomSource, seededRandom } from './stack/random.js';
