@@ -4,6 +4,9 @@
  * bed synchronously. `sweepStale` removes namespaces left by processes that died without either.
  */
 import { execFileSync } from 'node:child_process';
+import { readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { ipPath, run } from './exec.js';
 import { netnsPid } from './names.js';
 
@@ -73,19 +76,30 @@ export async function listNetns(): Promise<string[]> {
     .filter((name) => name !== '');
 }
 
+/** Whether a pid read from a test-bed name belongs to a process that is gone. */
+function stalePid(pid: number | undefined): pid is number {
+  return pid !== undefined && pid !== process.pid && !pidAlive(pid);
+}
+
 /**
  * Deletes namespaces named `t2s-<pid>-<counter>-…` whose pid is no longer alive: leftovers of a
- * killed run. Namespaces of other names and of live pids are never touched. Resolves with the
- * names deleted.
+ * killed run. Namespaces of other names and of live pids are never touched. Also removes the
+ * temp dirs such a run made (`<tmpdir>/t2s-<pid>-<counter>-XXXXXX`). Resolves with the names of
+ * the namespaces deleted.
  */
 export async function sweepStale(): Promise<string[]> {
   const deleted: string[] = [];
   for (const name of await listNetns()) {
-    const pid = netnsPid(name);
-    if (pid === undefined || pid === process.pid || pidAlive(pid)) continue;
+    if (!stalePid(netnsPid(name))) continue;
     // Another process may be sweeping the same leftover at the same moment: losing that race is fine.
     const { code } = await run(ipPath(), ['netns', 'del', name], { allowFail: true });
     if (code === 0) deleted.push(name);
+  }
+  for (const entry of await readdir(tmpdir(), { withFileTypes: true })) {
+    // Exactly what Testbed.tmpdir() makes with mkdtemp (six random characters at the end).
+    if (!entry.isDirectory() || !/^t2s-\d+-\d+-[A-Za-z0-9]{6}$/.test(entry.name)) continue;
+    if (stalePid(netnsPid(entry.name)))
+      await rm(join(tmpdir(), entry.name), { recursive: true, force: true });
   }
   return deleted;
 }
