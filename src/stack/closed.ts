@@ -17,12 +17,13 @@ import { UdpDatagram } from './wire/udp.js';
 const ICMPV4_PORT_UNREACHABLE = 3;
 const ICMPV6_PORT_UNREACHABLE = 4;
 
-/** Checks a UDP datagram's header and checksum; returns a drop reason or undefined. */
-export function validateUdp(info: IpPacketInfo, udp: UdpDatagram, length: number): string | undefined {
+/** Checks a UDP datagram's header and checksum (over its Length field); returns a drop reason or undefined. */
+export function validateUdp(info: IpPacketInfo, udp: UdpDatagram): string | undefined {
   const bad = udp.check();
   if (bad !== undefined) return bad;
   if ((info.rxFlags & RxFlags.CHECKSUM_VERIFIED) !== 0) return undefined;
-  const sum = pseudoHeaderSum(info.src, info.dst, IpProtocol.UDP, length);
+  // RFC 768: the pseudo-header carries the UDP Length field, not the IP payload length.
+  const sum = pseudoHeaderSum(info.src, info.dst, IpProtocol.UDP, udp.length);
   return udp.verifyChecksum(sum, info.version === 6) ? undefined : 'udp-bad-checksum';
 }
 
@@ -46,7 +47,7 @@ export class ClosedUdp implements TransportHandler {
 
   /** Answers a valid datagram with ICMP Port Unreachable. */
   input(info: IpPacketInfo, payload: Uint8Array, now: number): string | undefined {
-    const bad = validateUdp(info, new UdpDatagram(payload), payload.length);
+    const bad = validateUdp(info, new UdpDatagram(payload));
     if (bad !== undefined) return bad;
     if (info.version === 4) {
       this.icmp.errorV4(

@@ -199,7 +199,8 @@ export class IpLayer {
       this.stats.drop('ipv6-fragment-bad-length');
       return this.icmp.errorV6(packet, { kind: 'parameter-problem', code: 0, pointer: 4 }, now);
     }
-    if (offset + data.length > 0xffff) {
+    // The reassembled Payload Length counts the unfragmentable extension headers too.
+    if (chain.fragmentHeaderOffset - 40 + offset + data.length > 0xffff) {
       this.stats.drop('ipv6-fragment-too-large');
       return this.icmp.errorV6(
         packet,
@@ -240,9 +241,13 @@ export class IpLayer {
 function namingByteOffset(h: Uint8Array, target: number): number {
   let field = 6;
   let offset = 40;
+  let type = h[6]!;
   while (offset < target) {
     field = offset;
-    offset += (h[offset + 1]! + 1) * 8;
+    // A Fragment header is 8 bytes whatever its second (reserved) byte holds.
+    const length = type === IpProtocol.FRAGMENT ? 8 : (h[offset + 1]! + 1) * 8;
+    type = h[offset]!;
+    offset += length;
   }
   return field;
 }

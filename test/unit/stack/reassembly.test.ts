@@ -141,4 +141,24 @@ describe('reassembly through the stack', () => {
     const icmp = new Icmpv4Packet(new Ipv4Packet(sent[0]!).payload);
     expect(icmp.type).toBe(0);
   });
+
+  it('rebuilds an IPv6 datagram whose unfragmentable part has a hop-by-hop header', () => {
+    const { stack, sent } = testStack();
+    const plain = fragmentV6(echoRequest(CLIENT6, REMOTE6, 2000), 1448);
+    const withHbh = plain.map((f) => {
+      const g = new Uint8Array(f.length + 8);
+      g.set(f.subarray(0, 40));
+      g[6] = 0; // hop-by-hop first
+      g.set([44, 0, 1, 4, 0, 0, 0, 0], 40); // next: Fragment; PadN
+      g.set(f.subarray(40), 48);
+      const len = f.length - 40 + 8;
+      g[4] = len >>> 8;
+      g[5] = len & 0xff;
+      return g;
+    });
+    for (const f of withHbh) stack.input(f, 0);
+    expect(stack.stats.datagramsReassembled).toBe(1);
+    expect(stack.stats.echoReplies).toBe(1);
+    expect(sent.length).toBe(2);
+  });
 });
