@@ -112,8 +112,10 @@ export class IpLayer {
       case IpProtocol.ICMP:
         return this.icmp.inputV4(ip, payload);
       case IpProtocol.TCP:
+        this.stats.rxTcp++;
         return this.deliver(this.transports.tcp, payload, now);
       case IpProtocol.UDP:
+        this.stats.rxUdp++;
         return this.deliver(this.transports.udp, payload, now);
       default:
         // RFC 1122 §3.2.2.1: a host SHOULD answer an unknown protocol with Protocol Unreachable.
@@ -170,8 +172,10 @@ export class IpLayer {
       case IpProtocol.ICMPV6:
         return this.icmp.inputV6(ip, payload);
       case IpProtocol.TCP:
+        this.stats.rxTcp++;
         return this.deliver(this.transports.tcp, payload, now);
       case IpProtocol.UDP:
+        this.stats.rxUdp++;
         return this.deliver(this.transports.udp, payload, now);
       case IpProtocol.NONE:
         return this.stats.drop('ipv6-no-next-header');
