@@ -28,6 +28,7 @@ import {
   O_NONBLOCK,
   O_RDWR,
 } from './libc.js';
+import { tunLinkInfo } from './netlink.js';
 import { checkIfName } from './spec.js';
 
 /** What openTunHandle() needs from TunOptions. */
@@ -120,8 +121,8 @@ function attachByName(name: string, flags = requestedFlags()): { fd: number; nam
   return { fd, name: r.value, flags };
 }
 
-/** Verifies a handed-over fd with TUNGETIFF and makes it non-blocking. */
-function adoptFd(fd: number): { fd: number; name: string; flags: number } {
+/** Checks a handed-over fd with TUNGETIFF: its interface name and (partly ambiguous) flags. */
+function inspectFd(fd: number): { name: string; flags: number } {
   if (!Number.isInteger(fd) || fd < 0) throw new TunError('TUN_BAD_FD', `fd ${fd} is not a file descriptor`);
   const info = tunGetIff(fd);
   if (!info.ok) {
@@ -146,11 +147,52 @@ function adoptFd(fd: number): { fd: number; name: string; flags: number } {
       'TUN_UNSUPPORTED',
       `fd ${fd} (${name}) has IFF_VNET_HDR set, which is not supported yet`,
     );
+  return info.value;
+}
+
+/**
+ * The true flags of an adopted fd's interface, asked over rtnetlink in the calling thread's
+ * namespace (TUNGETIFF reports IFF_NO_PI's bit as IFF_NOFILTER: see netlink.ts), and its MTU.
+ */
+function describeAdopted(fd: number, name: string, rawFlags: number, mtu: number | undefined) {
+  const info = unwrap(tunLinkInfo(name), (errno) => sysError(`asking rtnetlink about ${name}`, errno));
+  if (info === undefined || info.type !== TunFlags.IFF_TUN)
+    throw new TunError(
+      'TUN_NOT_TUN',
+      `fd ${fd} is attached to ${name}, which is not a TUN device in the expected network namespace (pass its netns)`,
+    );
+  if (info.vnetHdr)
+    throw new TunError(
+      'TUN_UNSUPPORTED',
+      `fd ${fd} (${name}) has IFF_VNET_HDR set, which is not supported yet`,
+    );
+  const flags = (rawFlags & ~TunFlags.IFF_NO_PI) | (info.packetInfo ? 0 : TunFlags.IFF_NO_PI);
+  return { flags, mtu: configureMtu(name, mtu) };
+}
+
+/** Runs `fn` in the network namespace of the TUN behind `fd` (TUNGETDEVNETNS, Linux 5.2+), or in the current one when the kernel cannot tell. */
+function inDeviceNetns<T>(fd: number, fn: () => T): T {
+  const ns = tunGetDevNetns(fd);
+  if (!ns.ok) return fn();
+  try {
+    return unwrap(inNetns(ns.value, fn), (errno) =>
+      sysError(`entering the network namespace of fd ${fd}`, errno),
+    );
+  } finally {
+    libc().close(ns.value);
+  }
+}
+
+/** Adopts a handed-over fd: verified, described, then made non-blocking (untouched on failure). */
+function adoptFd(fd: number, mtu: number | undefined, knownNetns: boolean): Omit<TunHandle, 'eventFd'> {
+  const { name, flags: rawFlags } = inspectFd(fd);
+  const describe = () => describeAdopted(fd, name, rawFlags, mtu);
+  const { flags, mtu: actualMtu } = knownNetns ? describe() : inDeviceNetns(fd, describe);
   const c = libc();
   const fl = c.fcntlGet(fd, F_GETFL);
   if (fl < 0 || c.fcntlSet(fd, F_SETFL, fl | O_NONBLOCK) < 0)
     throw sysError(`making fd ${fd} non-blocking`, c.errno());
-  return { fd, name, flags };
+  return { fd, name, flags, mtu: actualMtu };
 }
 
 function validateMtu(mtu: number | undefined): void {
@@ -168,20 +210,6 @@ function configureMtu(name: string, mtu: number | undefined): number {
         : sysError(`setting MTU ${mtu} on ${name}`, errno),
     );
   return unwrap(getMtu(name), (errno) => sysError(`reading the MTU of ${name}`, errno));
-}
-
-/** The MTU of an adopted fd's interface, read in the device's own namespace when the kernel can tell it (TUNGETDEVNETNS, Linux 5.2+). */
-function configureMtuOfFd(fd: number, name: string, mtu: number | undefined): number {
-  const ns = tunGetDevNetns(fd);
-  if (!ns.ok) return configureMtu(name, mtu);
-  try {
-    return unwrap(
-      inNetns(ns.value, () => configureMtu(name, mtu)),
-      (errno) => sysError(`entering the network namespace of ${name}`, errno),
-    );
-  } finally {
-    libc().close(ns.value);
-  }
 }
 
 function enterNetns<T>(path: string, fn: () => T): T {
@@ -221,16 +249,13 @@ export function openTunHandle(opts: TunOpenOptions): TunHandle {
   if (opts.name !== undefined) checkIfName(opts.name);
   validateMtu(opts.mtu);
   const setup = (): Omit<TunHandle, 'eventFd'> => {
-    const dev = opts.fd !== undefined ? adoptFd(opts.fd) : attachByName(opts.name ?? '');
+    // A handed-over fd stays the caller's until we succeed.
+    if (opts.fd !== undefined) return adoptFd(opts.fd, opts.mtu, opts.netns !== undefined);
+    const dev = attachByName(opts.name ?? '');
     try {
-      const mtu =
-        opts.fd !== undefined && opts.netns === undefined
-          ? configureMtuOfFd(dev.fd, dev.name, opts.mtu)
-          : configureMtu(dev.name, opts.mtu);
-      return { ...dev, mtu };
+      return { ...dev, mtu: configureMtu(dev.name, opts.mtu) };
     } catch (err) {
-      // A handed-over fd stays the caller's until we succeed.
-      if (opts.fd === undefined) libc().close(dev.fd);
+      libc().close(dev.fd);
       throw err;
     }
   };

@@ -1,0 +1,238 @@
+/**
+ * The Linux TUN device against the real kernel, in a test namespace: packets sent by sockets in
+ * the namespace arrive through the sink (both read modes, IPv4 and IPv6), packets written into the
+ * TUN reach the namespace's sockets and ping, persistent devices and handed-over fds attach, and
+ * each failure gives its one-line TunError.
+ */
+import { closeSync, openSync } from 'node:fs';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { PacketSink } from '../../src/tun/device.js';
+import { TunError } from '../../src/tun/errors.js';
+import { openTun, type ReadMode, type TunDevice, type TunOptions } from '../../src/tun/linux-tun.js';
+import { openTunFd } from '../../src/tun/tun-open.js';
+import { canRunIntegration, type Netns, Testbed, waitFor } from '../testbed/index.js';
+import { echoReply4, receiveUdpScript, sendUdpScript, udp4, udpPayload } from './tun-packets.js';
+
+/** A sink keeping copies of everything, and an optional responder that writes replies. */
+function collector(respond?: (p: Uint8Array) => void) {
+  const packets: Uint8Array[] = [];
+  let flushes = 0;
+  const sink: PacketSink = {
+    receive(p) {
+      packets.push(p.slice());
+      respond?.(p);
+    },
+    flush() {
+      flushes++;
+    },
+  };
+  return { sink, packets, flushes: () => flushes };
+}
+
+function tunErrorOf(fn: () => unknown): TunError {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(TunError);
+    return err as TunError;
+  }
+  throw new Error('expected a TunError');
+}
+
+const text = (b: Uint8Array | undefined): string | undefined =>
+  b === undefined ? undefined : Buffer.from(b).toString();
+
+describe.skipIf(!canRunIntegration())('Linux TUN device', () => {
+  let bed: Testbed;
+  let ns: Netns;
+  const open: TunDevice[] = [];
+  let subnet = 10;
+
+  beforeAll(async () => {
+    bed = await Testbed.create('tun');
+    ns = await bed.netns('tun');
+  });
+
+  // Each started TUN keeps one libuv thread-pool thread blocked in poll() (4 by default), so every
+  // test closes what it opened rather than letting them pile up.
+  afterEach(async () => {
+    await Promise.all(open.splice(0).map((t) => t.close()));
+  });
+
+  afterAll(async () => {
+    await bed?.destroy();
+  });
+
+  /** Opens a TUN in the namespace, gives it 198.18.<k>.1/24 (and fd00:<k>::1/64) and brings it up. */
+  async function tunWithAddress(opts: TunOptions = {}): Promise<{ tun: TunDevice; k: number }> {
+    const k = subnet++;
+    const tun = openTun({ name: bed.ifname('t'), netns: ns.path, ...opts });
+    open.push(tun);
+    await ns.ip(['addr', 'add', `198.18.${k}.1/24`, 'dev', tun.name]);
+    await ns.ip(['addr', 'add', `fd00:${k}::1/64`, 'dev', tun.name, 'nodad']);
+    await ns.ip(['link', 'set', tun.name, 'up']);
+    return { tun, k };
+  }
+
+  for (const readMode of ['drain', 'async-read'] as ReadMode[]) {
+    it(`receives UDP sent from the namespace (${readMode}), IPv4 and IPv6`, async () => {
+      const { tun, k } = await tunWithAddress({ readMode, mtu: 1400 });
+      expect(tun.mtu).toBe(1400);
+      expect((await ns.ip(['link', 'show', tun.name])).stdout).toContain('mtu 1400');
+      const c = collector();
+      tun.start(c.sink);
+      await ns.exec('node', ['-e', sendUdpScript('udp4', `198.18.${k}.2`, 5000, `hello ${readMode}`)]);
+      await ns.exec('node', ['-e', sendUdpScript('udp6', `fd00:${k}::2`, 5000, `hello6 ${readMode}`)]);
+      await waitFor(() => c.packets.filter((p) => udpPayload(p, 5000)).length >= 2, 5000, 'both datagrams');
+      const v4 = c.packets.find((p) => p[0]! >> 4 === 4 && udpPayload(p, 5000))!;
+      expect(text(udpPayload(v4, 5000))).toBe(`hello ${readMode}`);
+      expect([...v4.subarray(12, 20)]).toEqual([198, 18, k, 1, 198, 18, k, 2]);
+      const v6 = c.packets.find((p) => p[0]! >> 4 === 6 && udpPayload(p, 5000))!;
+      expect(text(udpPayload(v6, 5000))).toBe(`hello6 ${readMode}`);
+      expect(tun.stats.rxPackets).toBe(c.packets.length);
+      expect(tun.stats.rxBytes).toBe(c.packets.reduce((a, p) => a + p.length, 0));
+      expect(c.flushes()).toBeGreaterThan(0);
+      expect(tun.stats.rxErrors).toBe(0);
+    });
+  }
+
+  it('writes a UDP datagram that a socket in the namespace receives', async () => {
+    const { tun, k } = await tunWithAddress();
+    tun.start(collector().sink);
+    const child = ns.spawn('node', ['-e', receiveUdpScript(`198.18.${k}.1`, 6000)], { detached: false });
+    let out = '';
+    child.stdout?.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    await waitFor(() => out.includes('ready'), 5000, 'the UDP receiver');
+    const packet = udp4(`198.18.${k}.2`, 7777, `198.18.${k}.1`, 6000, Buffer.from('from the tun'));
+    expect(tun.write(packet)).toBe(true);
+    await waitFor(() => out.includes('got '), 5000, `the datagram (${out})`);
+    expect(out).toContain(`got from the tun from 198.18.${k}.2:7777`);
+    expect(tun.stats).toMatchObject({ txPackets: 1, txBytes: packet.length, txErrors: 0, txDropped: 0 });
+  });
+
+  it('answers ping from the namespace by writing echo replies', async () => {
+    const { tun, k } = await tunWithAddress();
+    tun.start(
+      collector((p) => {
+        const reply = echoReply4(p);
+        if (reply !== undefined) tun.write(reply);
+      }).sink,
+    );
+    const r = await ns.exec('ping', ['-c', '3', '-i', '0.2', '-W', '2', `198.18.${k}.77`]);
+    expect(r.stdout).toContain('3 received');
+    expect(tun.stats.txPackets).toBe(3);
+  });
+
+  it('counts a write to a TUN that is down as an error, without throwing', async () => {
+    const tun = openTun({ name: bed.ifname('t'), netns: ns.path });
+    open.push(tun);
+    expect(tun.write(udp4('198.18.9.2', 1, '198.18.9.1', 2, new Uint8Array(4)))).toBe(false);
+    expect(tun.write(new Uint8Array(0))).toBe(false);
+    expect(tun.stats.txErrors).toBe(2);
+  });
+
+  it('attaches to a persistent TUN made by `ip tuntap add`, which outlives close()', async () => {
+    const name = await bed.tun(ns, { address: '198.18.40.1/24' });
+    const tun = openTun({ name, netns: ns.path });
+    open.push(tun);
+    expect(tun.name).toBe(name);
+    const c = collector();
+    tun.start(c.sink);
+    await ns.exec('node', ['-e', sendUdpScript('udp4', '198.18.40.9', 5001, 'persistent')]);
+    await waitFor(
+      () => c.packets.some((p) => text(udpPayload(p, 5001)) === 'persistent'),
+      5000,
+      'the datagram',
+    );
+    await tun.close();
+    expect((await ns.ip(['link', 'show', name])).stdout).toContain(name);
+  });
+
+  it('refuses a second attach to a busy single-queue TUN with TUN_BUSY', async () => {
+    const { tun } = await tunWithAddress();
+    const err = tunErrorOf(() => openTun({ name: tun.name, netns: ns.path }));
+    expect(err.code).toBe('TUN_BUSY');
+    expect(err.errno).toBe('EBUSY');
+    expect(err.message).toBe(
+      `TUN ${tun.name} is busy (EBUSY): another process holds it (a single-queue TUN has one reader) or it has different flags`,
+    );
+  });
+
+  it('refuses the name of a non-TUN interface (lo) with TUN_NOT_TUN', () => {
+    const err = tunErrorOf(() => openTun({ name: 'lo', netns: ns.path }));
+    expect(err.code).toBe('TUN_NOT_TUN');
+    expect(err.message).toMatch(/^interface lo exists but is not a TUN device/);
+  });
+
+  it('reports a missing namespace path with TUN_NETNS', () => {
+    const err = tunErrorOf(() => openTun({ name: 'tun0', netns: `${ns.path}-missing` }));
+    expect(err.code).toBe('TUN_NETNS');
+    expect(err.message).toBe(
+      `network namespace ${ns.path}-missing does not exist (create it with: ip netns add NAME)`,
+    );
+  });
+
+  it('adopts a handed-over fd, learning name and MTU in the device namespace', async () => {
+    const name = bed.ifname('fd');
+    const raw = openTunFd(name, { netns: ns.path });
+    await ns.ip(['link', 'set', name, 'mtu', '1280']);
+    await ns.ip(['addr', 'add', '198.18.50.1/24', 'dev', name]);
+    await ns.ip(['link', 'set', name, 'up']);
+    // No netns option: the MTU is read in the device's namespace found through TUNGETDEVNETNS.
+    const tun = openTun({ fd: raw.fd });
+    open.push(tun);
+    expect([tun.name, tun.mtu, tun.fd]).toEqual([name, 1280, raw.fd]);
+    const c = collector();
+    tun.start(c.sink);
+    await ns.exec('node', ['-e', sendUdpScript('udp4', '198.18.50.2', 5002, 'handed over')]);
+    await waitFor(
+      () => c.packets.some((p) => text(udpPayload(p, 5002)) === 'handed over'),
+      5000,
+      'the datagram',
+    );
+  });
+
+  it('strips and prepends the packet-info header of an fd opened without IFF_NO_PI', async () => {
+    const name = bed.ifname('pi');
+    const raw = openTunFd(name, { netns: ns.path, packetInfo: true });
+    const tun = openTun({ fd: raw.fd, netns: ns.path });
+    open.push(tun);
+    await ns.ip(['addr', 'add', '198.18.51.1/24', 'dev', name]);
+    await ns.ip(['addr', 'add', 'fd00:51::1/64', 'dev', name, 'nodad']);
+    await ns.ip(['link', 'set', name, 'up']);
+    const c = collector((p) => {
+      const reply = echoReply4(p);
+      if (reply !== undefined) tun.write(reply);
+    });
+    tun.start(c.sink);
+    await ns.exec('node', ['-e', sendUdpScript('udp4', '198.18.51.2', 5003, 'with pi')]);
+    await ns.exec('node', ['-e', sendUdpScript('udp6', 'fd00:51::2', 5003, 'with pi 6')]);
+    await waitFor(() => c.packets.filter((p) => udpPayload(p, 5003)).length >= 2, 5000, 'both datagrams');
+    // Packets start at the IP header: the 4-byte tun_pi was stripped.
+    expect(c.packets.every((p) => p[0]! >> 4 === 4 || p[0]! >> 4 === 6)).toBe(true);
+    const r = await ns.exec('ping', ['-c', '2', '-i', '0.2', '-W', '2', '198.18.51.9']);
+    expect(r.stdout).toContain('2 received');
+  });
+
+  it('refuses fds that are not TUN devices', () => {
+    const devNull = openSync('/dev/null', 'r');
+    const unattached = openSync('/dev/net/tun', 'r+');
+    try {
+      const notTun = tunErrorOf(() => openTun({ fd: devNull }));
+      expect(notTun.code).toBe('TUN_NOT_TUN');
+      expect(notTun.message).toBe(`fd ${devNull} is not a TUN device (ENOTTY)`);
+      const bare = tunErrorOf(() => openTun({ fd: unattached }));
+      expect(bare.code).toBe('TUN_NOT_TUN');
+      expect(bare.message).toMatch(/not attached to any interface/);
+    } finally {
+      closeSync(devNull);
+      closeSync(unattached);
+    }
+    // Far above any open fd (and RLIMIT_NOFILE), so nothing else can own it meanwhile.
+    const closed = tunErrorOf(() => openTun({ fd: 999_999 }));
+    expect(closed.code).toBe('TUN_BAD_FD');
+    expect(closed.message).toBe('fd 999999 is not open (EBADF)');
+  });
+});
