@@ -7,7 +7,65 @@ import { randomFillSync } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { RandomSource } from './stack/random.js';
 import { Stack, type StackConfig } from './stack/stack.js';
+import type { TcpConnection } from './stack/tcp/connection.js';
+import { TcpEvent } from './stack/tcp/state.js';
+import { formatAddress } from './stack/wire/address.js';
+import { type SocketDriver, TcpSocket } from './tcp-socket.js';
 import type { Device, PacketSink } from './tun/device.js';
+
+/**
+ * A TCP connection request: a SYN arrived for `localAddress:localPort` (any address: the stack
+ * impersonates it). Decide before the SYN-ACK goes out: `accept()` completes the handshake and
+ * returns the socket; `reject()` answers with RST (the client sees ECONNREFUSED) or silence.
+ * Retransmitted SYNs are absorbed while the decision is pending.
+ */
+export class TcpRequest {
+  /** The client's address. */
+  readonly remoteAddress: string;
+  /** The client's port. */
+  readonly remotePort: number;
+  /** The destination the client asked for. */
+  readonly localAddress: string;
+  /** The destination port. */
+  readonly localPort: number;
+  /** 'IPv4' or 'IPv6'. */
+  readonly family: 'IPv4' | 'IPv6';
+
+  constructor(
+    private readonly connection: TcpConnection,
+    private readonly driver: SocketDriver,
+  ) {
+    this.remoteAddress = formatAddress(connection.remoteAddress);
+    this.remotePort = connection.remotePort;
+    this.localAddress = formatAddress(connection.localAddress);
+    this.localPort = connection.localPort;
+    this.family = connection.remoteAddress.length === 4 ? 'IPv4' : 'IPv6';
+  }
+
+  /** False once the client gave up (RST) or the decision timed out. */
+  get pending(): boolean {
+    return this.connection.state === 'SYN-PENDING';
+  }
+
+  /** Sends the SYN-ACK; the returned socket carries the connection. */
+  accept(): TcpSocket {
+    this.driver.enter();
+    const socket = new TcpSocket(this.connection, this.driver);
+    this.connection.accept();
+    this.driver.kick();
+    return socket;
+  }
+
+  /** Refuses: 'rst' (default) like a closed port, 'drop' like a silent firewall. */
+  reject(how: 'rst' | 'drop' = 'rst'): void {
+    this.driver.enter();
+    this.connection.reject(how);
+    this.driver.kick();
+  }
+}
+
+/** Called for each TCP connection request. */
+export type TcpRequestHandler = (request: TcpRequest) => void;
 
 /** A RandomSource drawing from the operating system's CSPRNG, 1024 values per refill. */
 export function cryptoRandom(): RandomSource {
@@ -26,12 +84,22 @@ export function cryptoRandom(): RandomSource {
 export type RuntimeOptions = Omit<StackConfig, 'transmit' | 'random'> & { readonly random?: RandomSource };
 
 /** Joins a device and a stack, with the one timer the stack needs. */
-export class StackRuntime implements PacketSink {
+export class StackRuntime implements PacketSink, SocketDriver {
   /** The stack this runtime drives. */
   readonly stack: Stack;
   private timer: NodeJS.Timeout | undefined;
   private timerAt = Number.POSITIVE_INFINITY;
   private closed = false;
+  private kicked = false;
+  private tcpHandler: TcpRequestHandler | undefined;
+  private readonly dispatch = (c: TcpConnection, bits: number): void => {
+    if ((bits & TcpEvent.SYN) !== 0 && c.state === 'SYN-PENDING') {
+      if (this.tcpHandler === undefined) c.reject('rst');
+      else this.tcpHandler(new TcpRequest(c, this));
+    }
+    const socket = c.owner;
+    if (socket instanceof TcpSocket) socket.onCoreEvents(bits);
+  };
 
   constructor(
     readonly device: Device,
@@ -52,6 +120,40 @@ export class StackRuntime implements PacketSink {
     this.device.start(this);
   }
 
+  /** Terminates TCP: every SYN becomes a request for `handler` (without one, SYNs get RST). */
+  onTcpRequest(handler: TcpRequestHandler | undefined): void {
+    this.tcpHandler = handler;
+    this.stack.tcp.listening = handler !== undefined;
+  }
+
+  /** SocketDriver: refresh the core's clock before an owner call. */
+  enter(): void {
+    this.stack.tcp.now = this.now();
+  }
+
+  /** SocketDriver: flush output and deliver events at the end of this turn (coalescing calls). */
+  kick(): void {
+    if (this.kicked || this.closed) return;
+    this.kicked = true;
+    queueMicrotask(() => {
+      this.kicked = false;
+      this.service();
+    });
+  }
+
+  /** Flushes output, delivers events until both are quiet, and re-arms the timer. */
+  private service(): void {
+    if (this.closed) return;
+    const tcp = this.stack.tcp;
+    for (let round = 0; round < 64; round++) {
+      this.stack.flush(this.now());
+      if (!tcp.hasEvents()) break;
+      tcp.takeEvents(this.dispatch);
+      if (!tcp.hasOutput() && !tcp.hasEvents()) break;
+    }
+    this.schedule();
+  }
+
   /** Milliseconds on the monotonic clock the stack runs on. */
   now(): number {
     return performance.now();
@@ -62,9 +164,9 @@ export class StackRuntime implements PacketSink {
     this.stack.input(packet, this.now(), rxFlags);
   }
 
-  /** PacketSink: the end of a batch; re-arm the timer. */
+  /** PacketSink: the end of a batch: one flush of output (one ACK per batch), events, timer. */
   flush(): void {
-    this.schedule();
+    this.service();
   }
 
   /** Re-arms the single timer for the stack's earliest deadline. Call after any call into the stack. */
@@ -83,15 +185,21 @@ export class StackRuntime implements PacketSink {
         this.timer = undefined;
         this.timerAt = Number.POSITIVE_INFINITY;
         this.stack.poll(this.now());
-        this.schedule();
+        this.service();
       },
       Math.max(0, Math.ceil(deadline - this.now())),
     );
     this.timer.unref();
   }
 
-  /** Stops the timer and closes the device. */
+  /** Resets every open TCP connection (RST), stops the timer and closes the device. */
   async close(): Promise<void> {
+    if (!this.closed) {
+      this.enter();
+      for (const c of [...this.stack.tcp.connections()]) c.abort();
+      this.stack.flush(this.now());
+      this.stack.tcp.takeEvents(this.dispatch);
+    }
     this.closed = true;
     this.cancelTimer();
     await this.device.close();

@@ -1,7 +1,8 @@
 /**
- * Transports for a stack with nothing listening: every port behaves like a closed port on a real
- * host. TCP answers with a reset (RFC 9293 §3.10.7.1), UDP with ICMP Port Unreachable
- * (RFC 1122 §4.1.3.1), so clients fail at once instead of hanging.
+ * Closed ports behave as on a real host, so clients fail at once instead of hanging: UDP with no
+ * handler answers ICMP Port Unreachable (RFC 1122 §4.1.3.1), and TCP segments for no connection
+ * are answered with a reset (RFC 9293 §3.10.7.1) through `sendReset`. Also the shared header and
+ * checksum validation of both transports.
  */
 import type { Icmp } from './ip/icmp.js';
 import type { IpOutput } from './ip/output.js';
@@ -9,8 +10,8 @@ import type { IpPacketInfo, TransportHandler } from './transport.js';
 import { RxFlags } from './transport.js';
 import { pseudoHeaderSum } from './wire/checksum.js';
 import { IpProtocol } from './wire/ip-protocol.js';
-import { TcpFlags, TcpRepr, TcpSegment } from './wire/tcp.js';
-import { TcpOptions } from './wire/tcp-options.js';
+import { TcpFlags, TcpRepr, type TcpSegment } from './wire/tcp.js';
+import type { TcpOptions } from './wire/tcp-options.js';
 import { UdpDatagram } from './wire/udp.js';
 
 /** ICMPv4 port unreachable (RFC 792) and ICMPv6 port unreachable (RFC 4443 §3.1). */
@@ -59,22 +60,6 @@ export class ClosedUdp implements TransportHandler {
       this.icmp.errorV6(info.packet, { kind: 'dest-unreachable', code: ICMPV6_PORT_UNREACHABLE }, now);
     }
     return 'udp-port-unreachable';
-  }
-}
-
-/** TCP with no listener anywhere: a reset for every segment but a reset. */
-export class ClosedTcp implements TransportHandler {
-  private readonly options = new TcpOptions();
-
-  constructor(private readonly output: IpOutput) {}
-
-  /** Answers a valid segment with RST as RFC 9293 §3.10.7.1 (CLOSED state) prescribes. */
-  input(info: IpPacketInfo, payload: Uint8Array, _now: number): string | undefined {
-    const seg = new TcpSegment(payload);
-    const bad = validateTcp(info, seg, payload.length, this.options);
-    if (bad !== undefined) return bad;
-    if (!seg.rst) sendReset(this.output, info, seg);
-    return 'tcp-no-listener';
   }
 }
 

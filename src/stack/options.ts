@@ -28,8 +28,82 @@ export interface IpOptions {
   readonly icmpErrorBurst: number;
 }
 
+/** Options of the TCP layer: bounds, buffers and timers. */
+export interface TcpConfig {
+  /** Connections at once, all states; SYNs past it are dropped and counted. Default 16384. */
+  readonly maxConnections: number;
+  /** SYNs awaiting the application's accept/refuse decision or the handshake's last ACK. Default 1024 (Linux's somaxconn is 4096; a relay decides fast). */
+  readonly maxPendingSyns: number;
+  /** How long a SYN may wait for the application's decision before it is dropped. Default 30 s. */
+  readonly synDecisionTimeoutMs: number;
+  /** SYN-ACK retransmissions before a half-open connection is dropped. Default 5 (Linux's tcp_synack_retries). */
+  readonly synAckRetries: number;
+  /** Send buffer per connection in bytes (written, not yet acknowledged). Default 256 KiB. */
+  readonly sendBufferBytes: number;
+  /** Initial receive buffer per connection in bytes: the first advertised window. Default 128 KiB (Linux's tcp_rmem default). */
+  readonly recvBufferBytes: number;
+  /** Largest receive buffer auto-tuning may grow to (RFC 7323 §1.1 bandwidth-delay product). Default 4 MiB. */
+  readonly recvBufferMaxBytes: number;
+  /** Out-of-order segments held per connection (bytes are bounded by the window). Default 1024. */
+  readonly maxOutOfOrderSegments: number;
+  /** TIME-WAIT duration. Short because we are the terminating end, not a shared host. Default 2 s (RFC 9293 says 2*MSL = 4 min). */
+  readonly timeWaitMs: number;
+  /** FIN-WAIT-2 without the peer's FIN before the connection is dropped. Default 60 s (Linux's tcp_fin_timeout). */
+  readonly finWait2TimeoutMs: number;
+  /** Delayed-ACK timer. Default 40 ms (Linux's minimum; RFC 9293 §3.8.6.3 requires under 0.5 s). */
+  readonly delayedAckMs: number;
+  /** Abort a connection whose outstanding data has made no progress for this long (RFC 9293 §3.8.3 R2, RFC 5482 user timeout). Default 120 s. */
+  readonly userTimeoutMs: number;
+  /** Keepalive: idle time before the first probe, once enabled with setKeepAlive. Default 2 h (RFC 1122 §4.2.3.6, Linux's tcp_keepalive_time). */
+  readonly keepaliveIdleMs: number;
+  /** Keepalive: interval between unanswered probes. Default 75 s (Linux). */
+  readonly keepaliveIntervalMs: number;
+  /** Keepalive: unanswered probes before the connection is reset. Default 9 (Linux). */
+  readonly keepaliveProbes: number;
+  /** Initial retransmission timeout. Default 1 s (RFC 6298 §2.1). */
+  readonly initialRtoMs: number;
+  /** Lower bound of the RTO. Default 200 ms (Linux's TCP_RTO_MIN; RFC 6298 says 1 s, too slow for a local peer). */
+  readonly minRtoMs: number;
+  /** Upper bound of the RTO. Default 120 s (Linux's TCP_RTO_MAX). */
+  readonly maxRtoMs: number;
+  /** Congestion control: 'cubic' (RFC 9438, default) or 'newreno' (RFC 5681/6582). */
+  readonly congestionControl: 'cubic' | 'newreno';
+  /** Offer and accept SACK (RFC 2018). Default true. */
+  readonly sack: boolean;
+  /** Offer and accept timestamps (RFC 7323). Default true. */
+  readonly timestamps: boolean;
+  /** Offer and accept window scaling (RFC 7323). Default true. */
+  readonly windowScaling: boolean;
+}
+
 /** Options accepted by `Stack`: any subset of the defaults. */
-export type StackOptions = Partial<IpOptions>;
+export type StackOptions = Partial<IpOptions> & { readonly tcp?: Partial<TcpConfig> };
+
+/** The documented TCP defaults. */
+export const DEFAULT_TCP_CONFIG: TcpConfig = Object.freeze({
+  maxConnections: 16384,
+  maxPendingSyns: 1024,
+  synDecisionTimeoutMs: 30_000,
+  synAckRetries: 5,
+  sendBufferBytes: 256 * 1024,
+  recvBufferBytes: 128 * 1024,
+  recvBufferMaxBytes: 4 * 1024 * 1024,
+  maxOutOfOrderSegments: 1024,
+  timeWaitMs: 2000,
+  finWait2TimeoutMs: 60_000,
+  delayedAckMs: 40,
+  userTimeoutMs: 120_000,
+  keepaliveIdleMs: 7_200_000,
+  keepaliveIntervalMs: 75_000,
+  keepaliveProbes: 9,
+  initialRtoMs: 1000,
+  minRtoMs: 200,
+  maxRtoMs: 120_000,
+  congestionControl: 'cubic',
+  sack: true,
+  timestamps: true,
+  windowScaling: true,
+});
 
 /** The documented defaults. */
 export const DEFAULT_IP_OPTIONS: IpOptions = Object.freeze({
@@ -59,7 +133,8 @@ function integer(name: string, value: number, min: number, max: number): void {
 
 /** Fills defaults and validates ranges. */
 export function resolveIpOptions(options: StackOptions = {}): IpOptions {
-  const o: IpOptions = { ...DEFAULT_IP_OPTIONS, ...options };
+  const { tcp: _tcp, ...ip } = options;
+  const o: IpOptions = { ...DEFAULT_IP_OPTIONS, ...ip };
   // 576 is the IPv4 minimum reassembly size (RFC 791); IPv6 needs 1280 (RFC 8200 §5), checked on use.
   integer('mtu', o.mtu, 576, 65535);
   integer('defaultTtl', o.defaultTtl, 1, 255);
@@ -70,5 +145,34 @@ export function resolveIpOptions(options: StackOptions = {}): IpOptions {
   integer('reassemblyTimeoutV6Ms', o.reassemblyTimeoutV6Ms, 1, 3_600_000);
   integer('icmpErrorRatePerSec', o.icmpErrorRatePerSec, 0, 1_000_000);
   integer('icmpErrorBurst', o.icmpErrorBurst, 0, 1_000_000);
+  return Object.freeze(o);
+}
+
+/** Fills TCP defaults and validates ranges. */
+export function resolveTcpConfig(options: Partial<TcpConfig> = {}): TcpConfig {
+  const o: TcpConfig = { ...DEFAULT_TCP_CONFIG, ...options };
+  integer('tcp.maxConnections', o.maxConnections, 1, 1 << 24);
+  integer('tcp.maxPendingSyns', o.maxPendingSyns, 1, 1 << 20);
+  integer('tcp.synDecisionTimeoutMs', o.synDecisionTimeoutMs, 1, 600_000);
+  integer('tcp.synAckRetries', o.synAckRetries, 0, 20);
+  integer('tcp.sendBufferBytes', o.sendBufferBytes, 1024, 1 << 30);
+  integer('tcp.recvBufferBytes', o.recvBufferBytes, 1024, 1 << 30);
+  integer('tcp.recvBufferMaxBytes', o.recvBufferMaxBytes, o.recvBufferBytes, 1 << 30);
+  integer('tcp.maxOutOfOrderSegments', o.maxOutOfOrderSegments, 0, 1 << 20);
+  integer('tcp.timeWaitMs', o.timeWaitMs, 0, 600_000);
+  integer('tcp.finWait2TimeoutMs', o.finWait2TimeoutMs, 1, 3_600_000);
+  integer('tcp.delayedAckMs', o.delayedAckMs, 1, 500);
+  integer('tcp.userTimeoutMs', o.userTimeoutMs, 1, 86_400_000);
+  integer('tcp.keepaliveIdleMs', o.keepaliveIdleMs, 1, 86_400_000);
+  integer('tcp.keepaliveIntervalMs', o.keepaliveIntervalMs, 1, 86_400_000);
+  integer('tcp.keepaliveProbes', o.keepaliveProbes, 1, 1000);
+  integer('tcp.initialRtoMs', o.initialRtoMs, 1, 600_000);
+  integer('tcp.minRtoMs', o.minRtoMs, 1, 600_000);
+  integer('tcp.maxRtoMs', o.maxRtoMs, o.minRtoMs, 3_600_000);
+  if (o.congestionControl !== 'cubic' && o.congestionControl !== 'newreno') {
+    throw new StackOptionError(
+      `tcp.congestionControl must be 'cubic' or 'newreno', got ${String(o.congestionControl)}`,
+    );
+  }
   return Object.freeze(o);
 }

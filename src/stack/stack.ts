@@ -4,14 +4,15 @@
  * any monotonic clock), randomness from the injected source, and `nextDeadline()` tells the
  * runtime when to call `poll()` next, so one real timer serves every connection.
  */
-import { ClosedTcp, ClosedUdp } from './closed.js';
+import { ClosedUdp } from './closed.js';
 import { Icmp } from './ip/icmp.js';
 import { IpLayer, type Transports } from './ip/ip-layer.js';
 import { IpOutput, type Transmit } from './ip/output.js';
 import { Reassembler } from './ip/reassembly.js';
-import { type IpOptions, resolveIpOptions, type StackOptions } from './options.js';
+import { type IpOptions, resolveIpOptions, resolveTcpConfig, type StackOptions } from './options.js';
 import type { RandomSource } from './random.js';
 import { StackStats } from './stats.js';
+import { TcpLayer } from './tcp/tcp-layer.js';
 import { IpPacketInfo, type TransportHandler } from './transport.js';
 
 /** What a `Stack` is built from. */
@@ -34,6 +35,8 @@ export class Stack {
   readonly output: IpOutput;
   /** ICMP echo and error generation, shared with the transports. */
   readonly icmp: Icmp;
+  /** The TCP layer: set `tcp.listening` and take its events to terminate connections. */
+  readonly tcp: TcpLayer;
   private readonly reassembler: Reassembler;
   private readonly transports: Transports;
   private readonly ip: IpLayer;
@@ -50,13 +53,9 @@ export class Stack {
       timeoutV4Ms: o.reassemblyTimeoutV4Ms,
       timeoutV6Ms: o.reassemblyTimeoutV6Ms,
     });
-    this.transports = { tcp: new ClosedTcp(this.output), udp: new ClosedUdp(this.icmp) };
+    this.tcp = new TcpLayer(resolveTcpConfig(config.options?.tcp), this.output, this.stats, config.random);
+    this.transports = { tcp: this.tcp, udp: new ClosedUdp(this.icmp) };
     this.ip = new IpLayer(this.stats, this.icmp, this.reassembler, this.transports, new IpPacketInfo());
-  }
-
-  /** Installs the TCP layer (until then every port answers with RST). */
-  setTcpHandler(handler: TransportHandler): void {
-    this.transports.tcp = handler;
   }
 
   /** Installs the UDP layer (until then every port answers with ICMP Port Unreachable). */
@@ -71,14 +70,23 @@ export class Stack {
     this.ip.input(packet, now, rxFlags);
   }
 
+  /** Sends what the transports queued during input or owner calls: once per batch. */
+  flush(now: number): void {
+    this.tcp.flush(now);
+  }
+
   /** Runs every timer due at `now`. */
   poll(now: number): void {
     this.ip.expire(now);
+    this.tcp.poll(now);
   }
 
   /** When `poll` must run next, or undefined when no timer is pending. */
   nextDeadline(): number | undefined {
-    return this.reassembler.nextDeadline();
+    const a = this.reassembler.nextDeadline();
+    const b = this.tcp.nextDeadline();
+    if (a === undefined) return b;
+    return b === undefined ? a : Math.min(a, b);
   }
 
   /** Datagrams currently held in reassembly, and their bytes. */

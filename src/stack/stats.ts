@@ -35,6 +35,26 @@ export class StackStats {
   icmpErrorsSent = 0;
   /** ICMP errors not sent because of the rate limit. */
   icmpErrorsRateLimited = 0;
+  /** TCP SYNs that opened a connection request. */
+  tcpSynReceived = 0;
+  /** TCP connections that completed the handshake. */
+  tcpEstablished = 0;
+  /** TCP connections open now (every state but CLOSED). */
+  tcpOpen = 0;
+  /** TCP segments sent. */
+  tcpSegmentsSent = 0;
+  /** TCP segments retransmitted (timeouts, fast retransmit, recovery). */
+  tcpRetransmits = 0;
+  /** Fast retransmits (entries into loss recovery). */
+  tcpFastRetransmits = 0;
+  /** Retransmission timeouts. */
+  tcpTimeouts = 0;
+  /** RFC 5961 challenge ACKs sent. */
+  tcpChallengeAcks = 0;
+  /** Resets sent. */
+  tcpResetsSent = 0;
+  /** Resets received that closed a connection. */
+  tcpResetsReceived = 0;
   /** Dropped packets by reason, e.g. 'ipv4-bad-checksum'. */
   readonly drops = new Map<string, number>();
 

@@ -28,6 +28,11 @@ export class IpOutput {
     this.ipv4Identification = random() & 0xffff;
   }
 
+  /** The device MTU. */
+  get mtu(): number {
+    return this.options.mtu;
+  }
+
   /** The IP header length for an address family, chosen by address length. */
   static headerLength(src: Uint8Array): number {
     return src.length === 4 ? IPV4_HEADER_LENGTH : IPV6_HEADER_LENGTH;

@@ -101,7 +101,7 @@ describe('closed ports, as a host with nothing listening', () => {
     const seg = new TcpSegment(ip.payload);
     expect(seg.verifyChecksum(pseudoHeaderSum(ip.src, ip.dst, IpProtocol.TCP, ip.payload.length))).toBe(true);
     expect([seg.seqNumber, seg.flags]).toEqual([0xfffffff0, TcpFlags.RST]);
-    expect(stack.stats.drops.get('tcp-no-listener')).toBe(2);
+    expect(stack.stats.drops.get('tcp-no-connection')).toBe(2);
   });
 
   it('answers an unknown protocol with protocol unreachable (v4) and parameter problem code 1 (v6)', () => {

@@ -1,0 +1,271 @@
+/**
+ * The TCP layer: the connection table for every four-tuple, passive open for any address and
+ * port with the owner's accept/refuse decision before the SYN-ACK, the bounds on connections and
+ * half-open SYNs, owner events queued until input returns, output batched per flush, and every
+ * connection's timers on one heap.
+ */
+import { sendReset, validateTcp } from '../closed.js';
+import type { IpOutput } from '../ip/output.js';
+import type { TcpConfig } from '../options.js';
+import type { RandomSource } from '../random.js';
+import type { StackStats } from '../stats.js';
+import type { IpPacketInfo, TransportHandler } from '../transport.js';
+import { seqGt } from '../wire/seq.js';
+import { TcpSegment } from '../wire/tcp.js';
+import { TcpOptions } from '../wire/tcp-options.js';
+import { TcpConnection, type TcpContext } from './connection.js';
+import { segmentArrives } from './input.js';
+import { sendPending } from './sender.js';
+import { NEVER, TcpEvent } from './state.js';
+import { TimerHeap } from './timer-heap.js';
+import { runTimers } from './timers.js';
+
+/** Bytes of TCP options we carry on every segment when timestamps are on (NOP NOP TS). */
+const TIMESTAMP_OPTION_BYTES = 12;
+
+const keyCodes: number[] = new Array(18).fill(0);
+
+/** The table key of a four-tuple: 16-bit code units of the addresses and ports. */
+export function tupleKey(src: Uint8Array, srcPort: number, dst: Uint8Array, dstPort: number): string {
+  if (src.length === 4) {
+    return String.fromCharCode(
+      (src[0]! << 8) | src[1]!,
+      (src[2]! << 8) | src[3]!,
+      srcPort,
+      (dst[0]! << 8) | dst[1]!,
+      (dst[2]! << 8) | dst[3]!,
+      dstPort,
+    );
+  }
+  for (let i = 0; i < 8; i++) {
+    keyCodes[i] = (src[2 * i]! << 8) | src[2 * i + 1]!;
+    keyCodes[9 + i] = (dst[2 * i]! << 8) | dst[2 * i + 1]!;
+  }
+  keyCodes[8] = srcPort;
+  keyCodes[17] = dstPort;
+  return String.fromCharCode(...keyCodes);
+}
+
+/** The shift that lets a 16-bit window field express `bytes` (RFC 7323 §2.3, at most 14). */
+export function windowScaleFor(bytes: number): number {
+  let shift = 0;
+  while (shift < 14 && bytes > 0xffff * 2 ** shift) shift++;
+  return shift;
+}
+
+/** Connection events for the owner: `(connection, TcpEvent bits)`. */
+export type TcpEventHandler = (c: TcpConnection, events: number) => void;
+
+/** Terminates TCP for every address and port. */
+export class TcpLayer implements TransportHandler, TcpContext {
+  /** Milliseconds of the current call into the layer. */
+  now = 0;
+  /** When false, every SYN is answered with RST (a host with nothing listening). */
+  listening = false;
+  private readonly table = new Map<string, TcpConnection>();
+  private pendingSyns = 0;
+  private readonly pendingSet = new Set<TcpConnection>();
+  private readonly events: TcpConnection[] = [];
+  private readonly outputQueue: TcpConnection[] = [];
+  private readonly queued = new Set<TcpConnection>();
+  private readonly heap = new TimerHeap<TcpConnection>();
+  private readonly options = new TcpOptions();
+
+  constructor(
+    readonly config: TcpConfig,
+    readonly output: IpOutput,
+    readonly stats: StackStats,
+    private readonly random: RandomSource,
+  ) {}
+
+  /** Connections in the table (every state but CLOSED). */
+  get size(): number {
+    return this.table.size;
+  }
+
+  /** Half-open connections (awaiting the decision or the handshake's last ACK). */
+  get halfOpen(): number {
+    return this.pendingSyns;
+  }
+
+  /** Iterates the live connections (for shutdown and stats). */
+  connections(): IterableIterator<TcpConnection> {
+    return this.table.values();
+  }
+
+  /** TransportHandler: one TCP segment. */
+  input(info: IpPacketInfo, payload: Uint8Array, now: number): string | undefined {
+    this.now = now;
+    const seg = new TcpSegment(payload);
+    const opts = this.options;
+    const bad = validateTcp(info, seg, payload.length, opts);
+    if (bad !== undefined) return bad;
+    const key = tupleKey(info.src, seg.srcPort, info.dst, seg.dstPort);
+    const c = this.table.get(key);
+    if (c !== undefined) {
+      // RFC 6191 / Linux: a SYN for a four-tuple in TIME-WAIT with a higher sequence number
+      // starts a new connection.
+      if (c.state === 'TIME-WAIT' && seg.syn && !seg.ack && !seg.rst && seqGt(seg.seqNumber, c.rcvNxt)) {
+        c.close(undefined);
+        return this.listen(info, seg, key, now);
+      }
+      const verdict = segmentArrives(c, seg, opts, now);
+      if (verdict === 'reset') {
+        sendReset(this.output, info, seg);
+        this.stats.tcpResetsSent++;
+        return 'tcp-bad-ack-syn-received';
+      }
+      return verdict;
+    }
+    if (!seg.syn || seg.ack || seg.rst || seg.fin) {
+      // RFC 9293 §3.10.7.1: no connection; answer everything but a RST with a RST.
+      if (!seg.rst) {
+        sendReset(this.output, info, seg);
+        this.stats.tcpResetsSent++;
+      }
+      return seg.syn ? 'tcp-bad-syn' : 'tcp-no-connection';
+    }
+    return this.listen(info, seg, key, now);
+  }
+
+  /** A SYN for a new four-tuple: a connection request in SYN-PENDING, or a refusal. */
+  private listen(info: IpPacketInfo, seg: TcpSegment, key: string, now: number): string | undefined {
+    if (!this.listening) {
+      sendReset(this.output, info, seg);
+      this.stats.tcpResetsSent++;
+      return 'tcp-no-listener';
+    }
+    if (this.table.size >= this.config.maxConnections) return 'tcp-too-many-connections';
+    if (this.pendingSyns >= this.config.maxPendingSyns) return 'tcp-syn-backlog-full';
+    const cfg = this.config;
+    const opts = this.options;
+    const c = new TcpConnection(
+      this,
+      info.dst.slice(),
+      seg.dstPort,
+      info.src.slice(),
+      seg.srcPort,
+      key,
+      this.random(),
+      seg.seqNumber,
+      this.random(),
+      now,
+    );
+    c.tsOk = cfg.timestamps && opts.hasTimestamp;
+    if (c.tsOk) {
+      c.tsRecent = opts.tsVal;
+      c.tsRecentAt = now;
+    }
+    c.sackOk = cfg.sack && opts.sackPermitted;
+    c.wsOk = cfg.windowScaling && opts.windowScale !== undefined;
+    if (c.wsOk) {
+      c.sndWscale = opts.windowScale!;
+      c.rcvWscale = windowScaleFor(cfg.recvBufferMaxBytes);
+    }
+    // RFC 9293 §3.7.1 / RFC 6691: the peer's MSS excludes options; we carry timestamps on every
+    // segment, so they come out of it. Absent an MSS option: 536 (IPv4) or 1220 (IPv6).
+    const peerMss = opts.mss ?? (c.localAddress.length === 4 ? 536 : 1220);
+    const optionBytes = c.tsOk ? TIMESTAMP_OPTION_BYTES : 0;
+    c.sndMss = Math.max(Math.min(peerMss, c.rcvMss) - optionBytes, 64);
+    c.cc.setMss(c.sndMss);
+    c.sndWnd = seg.window;
+    c.maxSndWnd = seg.window;
+    c.sndWl1 = seg.seqNumber;
+    c.sndWl2 = c.iss;
+    c.closeAt = now + cfg.synDecisionTimeoutMs;
+    this.table.set(key, c);
+    this.pendingSyns++;
+    this.pendingSet.add(c);
+    this.stats.tcpSynReceived++;
+    this.stats.tcpOpen++;
+    this.reschedule(c);
+    this.notify(c, TcpEvent.SYN);
+    return undefined;
+  }
+
+  /** TcpContext: queue events for the owner. */
+  notify(c: TcpConnection, events: number): void {
+    if (c.pendingEvents === 0) this.events.push(c);
+    c.pendingEvents |= events;
+  }
+
+  /** Delivers queued events; handlers may call into connections (they are not inside input). */
+  takeEvents(handler: TcpEventHandler): void {
+    const events = this.events;
+    for (let i = 0; i < events.length; i++) {
+      const c = events[i]!;
+      const bits = c.pendingEvents;
+      c.pendingEvents = 0;
+      if (bits !== 0) handler(c, bits);
+    }
+    events.length = 0;
+  }
+
+  /** True when events wait for `takeEvents`. */
+  hasEvents(): boolean {
+    return this.events.length > 0;
+  }
+
+  /** TcpContext: send for `c` at the next flush. */
+  wantOutput(c: TcpConnection): void {
+    if (this.queued.has(c)) return;
+    this.queued.add(c);
+    this.outputQueue.push(c);
+  }
+
+  /** Sends everything connections have pending: once per batch of input or owner calls. */
+  flush(now: number): void {
+    this.now = now;
+    const q = this.outputQueue;
+    for (let i = 0; i < q.length; i++) {
+      const c = q[i]!;
+      this.queued.delete(c);
+      sendPending(c, now);
+      this.reschedule(c);
+    }
+    q.length = 0;
+  }
+
+  /** True when some connection has output pending (the runtime should flush). */
+  hasOutput(): boolean {
+    return this.outputQueue.length > 0;
+  }
+
+  /** TcpContext: the connection's earliest timer may be earlier now. */
+  reschedule(c: TcpConnection): void {
+    if (c.state === 'CLOSED') return;
+    this.heap.schedule(c, c.nextDeadline());
+  }
+
+  /** Runs every timer due at `now`. */
+  poll(now: number): void {
+    this.now = now;
+    for (let guard = 0; guard < 1_000_000; guard++) {
+      const c = this.heap.popDue(now);
+      if (c === undefined) break;
+      if (c.state === 'CLOSED') continue;
+      runTimers(c, now);
+      this.reschedule(c);
+    }
+  }
+
+  /** The earliest timer of any connection, or undefined. */
+  nextDeadline(): number | undefined {
+    const t = this.heap.peek();
+    return t === undefined || t === NEVER ? undefined : t;
+  }
+
+  /** TcpContext: forget a closed connection. */
+  remove(c: TcpConnection): void {
+    if (this.table.get(c.key) === c) {
+      this.table.delete(c.key);
+      this.stats.tcpOpen--;
+    }
+    this.releasePending(c);
+  }
+
+  /** TcpContext: `c` no longer counts as half-open. */
+  releasePending(c: TcpConnection): void {
+    if (this.pendingSet.delete(c)) this.pendingSyns--;
+  }
+}

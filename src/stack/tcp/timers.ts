@@ -1,0 +1,94 @@
+/**
+ * The connection's timers, as data on the connection and run by the layer's single heap:
+ * retransmission (RFC 6298 §5), persist (RFC 9293 §3.8.6.1), delayed ACK (§3.8.6.3), keepalive
+ * (RFC 1122 §4.2.3.6), the user timeout (RFC 9293 §3.8.3 R2), TIME-WAIT, and the SYN decision.
+ */
+import { seqSub } from '../wire/seq.js';
+import type { TcpConnection } from './connection.js';
+import { armPersist, sendAbortReset, sendAck, sendProbe, sendSynAck } from './sender.js';
+import { NEVER } from './state.js';
+
+/** Runs every timer of `c` that is due at `now`. */
+export function runTimers(c: TcpConnection, now: number): void {
+  if (c.closeAt <= now) {
+    c.closeAt = NEVER;
+    if (c.state === 'SYN-PENDING') c.ctx.stats.drop('tcp-syn-decision-timeout');
+    c.close(undefined);
+    return;
+  }
+  if (c.rtxAt <= now) {
+    c.rtxAt = NEVER;
+    retransmitTimeout(c, now);
+    if (c.state === 'CLOSED') return;
+  }
+  if (c.persistAt <= now) {
+    c.persistAt = NEVER;
+    if (c.sndWnd === 0 && c.state !== 'TIME-WAIT') {
+      sendProbe(c, now);
+      c.probes++;
+      armPersist(c, now);
+    }
+  }
+  if (c.delackAt <= now) {
+    c.delackAt = NEVER;
+    if (c.state !== 'TIME-WAIT' && c.lastAckSent !== c.rcvNxt) sendAck(c, now);
+  }
+  if (c.keepaliveAt <= now) {
+    c.keepaliveAt = NEVER;
+    keepalive(c, now);
+  }
+}
+
+/** RFC 6298 §5.4-5.7: back off, collapse the window, and resend from SND.UNA (go-back-N). */
+function retransmitTimeout(c: TcpConnection, now: number): void {
+  const cfg = c.ctx.config;
+  if (c.state === 'SYN-RECEIVED') {
+    if (c.retransmits >= cfg.synAckRetries) {
+      c.ctx.stats.drop('tcp-synack-timeout');
+      c.close(undefined);
+      return;
+    }
+    c.retransmits++;
+    c.rtt.backoff();
+    sendSynAck(c, now);
+    c.rtxAt = now + c.rtt.rtoMs;
+    return;
+  }
+  if (c.sndUna === c.sndMax) return;
+  if (now - c.lastProgressAt >= cfg.userTimeoutMs) {
+    // RFC 9293 §3.8.3: past R2 (the user timeout) the connection is aborted.
+    sendAbortReset(c);
+    c.ctx.stats.drop('tcp-user-timeout');
+    c.close('ETIMEDOUT');
+    return;
+  }
+  c.retransmits++;
+  c.rtt.backoff();
+  c.cc.onRetransmitTimeout(now, seqSub(c.sndMax, c.sndUna));
+  c.ctx.stats.tcpTimeouts++;
+  // Linux clears SACK state on RTO (tcp_enter_loss); RFC 6675 §5.1 allows either.
+  c.scoreboard.reset();
+  c.inRecovery = false;
+  c.dupAcks = 0;
+  c.rttSeq = -1;
+  c.sndNxt = c.sndUna;
+  c.highRxt = c.sndUna;
+  c.rtxAt = now + c.rtt.rtoMs;
+  c.ctx.wantOutput(c);
+}
+
+/** RFC 1122 §4.2.3.6 keepalive: probe when idle, reset after the configured unanswered probes. */
+function keepalive(c: TcpConnection, now: number): void {
+  if (!c.keepAlive || c.state === 'TIME-WAIT' || c.state === 'SYN-RECEIVED' || c.state === 'SYN-PENDING')
+    return;
+  const cfg = c.ctx.config;
+  if (c.probes >= cfg.keepaliveProbes) {
+    sendAbortReset(c);
+    c.ctx.stats.drop('tcp-keepalive-timeout');
+    c.close('ETIMEDOUT');
+    return;
+  }
+  sendProbe(c, now);
+  c.probes++;
+  c.keepaliveAt = now + cfg.keepaliveIntervalMs;
+}
