@@ -1,6 +1,7 @@
 /**
  * TUN read-path benchmark: packets/s read with 'drain' (poll on the thread pool, then synchronous
- * reads until EAGAIN) versus 'async-read' (one koffi async read() per packet).
+ * reads until EAGAIN) versus 'async-read' (one koffi async read() per packet), and 'uv-poll' (the
+ * same drain, woken by the event loop's epoll instead of a thread-pool poll).
  *
  * In a private network namespace (198.18.0.0/15 only) a TUN gets 198.18.0.1/15; a separate node
  * process in the namespace blasts small UDP datagrams at 198.18.200.1, which the kernel routes
@@ -268,10 +269,12 @@ async function main(): Promise<void> {
         `${args.runs} runs × ${args.seconds} s, ${args.senders} sender(s), UDP payload ${args.payload} B ` +
         `(IPv4 packet ${args.payload + 28} B), batch ${args.batch}`,
     );
-    const modes: ReadMode[] = ['drain', 'async-read'];
+    const modes: ReadMode[] = ['drain', 'async-read', 'uv-poll'];
+    /** The modes in a different order each run, so drift in the machine's load spreads evenly. */
+    const rotated = (run: number): ReadMode[] => modes.map((_, i) => modes[(i + run) % modes.length]!);
     const results = new Map<ReadMode, RunResult[]>(modes.map((m) => [m, []]));
     for (let run = 0; run < args.runs; run++) {
-      for (const mode of run % 2 === 0 ? modes : [...modes].reverse()) {
+      for (const mode of rotated(run)) {
         const r = await runOnce(mode, args);
         results.get(mode)!.push(r);
         console.log(
@@ -310,13 +313,15 @@ async function main(): Promise<void> {
       console.log(`| ${cells.join(' | ')} |`);
     }
     console.log('');
+    const ratio = (m: Map<ReadMode, number>, a: ReadMode, b: ReadMode): string =>
+      `${a} / ${b} = ${(m.get(a)! / m.get(b)!).toFixed(2)}×`;
     console.log(
-      `drain / async-read = ${(medians.get('drain')! / medians.get('async-read')!).toFixed(2)}× (live sender)`,
+      `live sender: ${ratio(medians, 'drain', 'async-read')}, ${ratio(medians, 'uv-poll', 'drain')}`,
     );
     console.log('');
     const backlog = new Map<ReadMode, { pps: number; cpuUsPerPacket: number }[]>(modes.map((m) => [m, []]));
     for (let run = 0; run < args.runs; run++) {
-      for (const mode of run % 2 === 0 ? modes : [...modes].reverse()) {
+      for (const mode of rotated(run)) {
         const r = await runBacklog(mode, args);
         backlog.get(mode)!.push(r);
         console.log(
@@ -341,10 +346,11 @@ async function main(): Promise<void> {
       ];
       console.log(`| ${cells.join(' | ')} |`);
     }
-    const ratio =
-      median(backlog.get('drain')!.map((r) => r.pps)) / median(backlog.get('async-read')!.map((r) => r.pps));
+    const backlogMedians = new Map(modes.map((m) => [m, median(backlog.get(m)!.map((r) => r.pps))]));
     console.log('');
-    console.log(`drain / async-read = ${ratio.toFixed(2)}× (backlog, reader alone)`);
+    console.log(
+      `backlog, reader alone: ${ratio(backlogMedians, 'drain', 'async-read')}, ${ratio(backlogMedians, 'uv-poll', 'drain')}`,
+    );
   } finally {
     cleanupSync();
   }

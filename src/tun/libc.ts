@@ -99,9 +99,24 @@ export interface Libc {
   eventfd(initval: number, flags: number): number;
   setns(fd: number, nstype: number): number;
   socket(domain: number, type: number, protocol: number): number;
+  /**
+   * Watches `fd` for readability from the event loop itself (a libuv uv_poll_t: epoll, no thread).
+   * `cb(status)` runs on each loop iteration while the fd is readable (level-triggered); status < 0
+   * is a libuv error. koffi marks this API undocumented and subject to change (2.15 changelog).
+   */
+  watchReadable(fd: number, cb: (status: number) => void): PollWatch;
   /** errno of the last synchronous call on this thread. */
   errno(): number;
 }
+
+/** A readiness watch from Libc.watchReadable(). */
+export interface PollWatch {
+  /** Stops watching and frees the handle (asynchronously, in libuv). The fd may be closed right after. */
+  close(): void;
+}
+
+/** koffi.node.poll() as implemented in koffi 2.16 (its index.d.ts types the callback differently). */
+type KoffiPoll = (fd: number, opts: { readable: boolean }, cb: (status: number) => void) => PollWatch;
 
 let bound: Libc | undefined;
 
@@ -139,6 +154,7 @@ export function libc(): Libc {
     eventfd: lib.func('int eventfd(unsigned int initval, int flags)') as Libc['eventfd'],
     setns: lib.func('int setns(int fd, int nstype)') as Libc['setns'],
     socket: lib.func('int socket(int domain, int type, int protocol)') as Libc['socket'],
+    watchReadable: (fd, cb) => (koffi.node.poll as unknown as KoffiPoll)(fd, { readable: true }, cb),
     errno: () => koffi.errno(),
   };
   return bound;

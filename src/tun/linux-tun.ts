@@ -8,6 +8,12 @@
  * setImmediate when the budget ran out, so other I/O gets a turn). The eventfd wakes the poll on
  * close(). 'async-read' issues one koffi async `read()` per packet instead, kept for comparison.
  *
+ * The blocked poll holds one of libuv's thread-pool threads (UV_THREADPOOL_SIZE, 4 by default,
+ * shared with fs, dns.lookup and crypto) for as long as the device reads: a process with several
+ * devices, or heavy fs/DNS use, should raise UV_THREADPOOL_SIZE before its first thread-pool use.
+ * 'uv-poll' avoids this by watching the fd from the event loop's own epoll instead (through koffi's
+ * uv_poll_t binding, which koffi still marks undocumented); the drain itself is the same.
+ *
  * Writing is a synchronous `write()` of one packet: a full device queue (EAGAIN/ENOBUFS) drops it.
  */
 import { endianness } from 'node:os';
@@ -15,11 +21,16 @@ import type { Device, DeviceStats, PacketSink } from './device.js';
 import { newDeviceStats } from './device.js';
 import { TunError } from './errors.js';
 import { TunFlags } from './ioctl.js';
-import { Errno, errnoName, libc, POLLERR, POLLHUP, POLLIN, POLLNVAL } from './libc.js';
+import { Errno, errnoName, libc, POLLERR, POLLHUP, POLLIN, POLLNVAL, type PollWatch } from './libc.js';
 import { openTunHandle, type TunHandle } from './tun-open.js';
 
-/** How the device reads: drain after a readiness poll (fast), or one async read() per packet. */
-export type ReadMode = 'drain' | 'async-read';
+/**
+ * How the device reads: 'drain' after a poll() on the thread pool (the default), 'async-read' one
+ * async read() per packet (the slow baseline), or 'uv-poll': drain when the event loop's own epoll
+ * reports the fd readable (koffi's undocumented uv_poll_t binding), which keeps no thread-pool
+ * thread blocked.
+ */
+export type ReadMode = 'drain' | 'async-read' | 'uv-poll';
 
 /** Options of openTun(). Give `name` or `fd`, not both; neither creates a kernel-named `tunN`. */
 export interface TunOptions {
@@ -56,8 +67,8 @@ const LITTLE = endianness() === 'LE';
 /** Opens (creates or attaches) a TUN device; throws a TunError with one actionable line on failure. */
 export function openTun(opts: TunOptions = {}): TunDevice {
   const readMode = opts.readMode ?? 'drain';
-  if (readMode !== 'drain' && readMode !== 'async-read')
-    throw new TypeError(`readMode must be 'drain' or 'async-read', not ${String(readMode)}`);
+  if (readMode !== 'drain' && readMode !== 'async-read' && readMode !== 'uv-poll')
+    throw new TypeError(`readMode must be 'drain', 'async-read' or 'uv-poll', not ${String(readMode)}`);
   const batch = opts.batch ?? DEFAULT_BATCH;
   if (!Number.isInteger(batch) || batch < 1 || batch > 65536)
     throw new RangeError(`batch must be an integer in 1..65536, not ${batch}`);
@@ -95,6 +106,8 @@ export class TunDevice implements Device {
   /** An async poll or read is running on the thread pool: fds must stay open until it returns. */
   #inFlight = false;
   #immediate: NodeJS.Immediate | undefined;
+  /** 'uv-poll': the loop's readiness watch on the fd. */
+  #watch: PollWatch | undefined;
   #closing = false;
   #closed: Promise<void> | undefined;
   #resolveClosed: (() => void) | undefined;
@@ -129,6 +142,7 @@ export class TunDevice implements Device {
     if (this.#closing) throw new Error(`TUN ${this.name} is closed`);
     this.#sink = sink;
     if (this.readMode === 'drain') this.#armPoll();
+    else if (this.readMode === 'uv-poll') this.#watch = libc().watchReadable(this.#fd, this.#onReadable);
     else this.#readAsync();
   }
 
@@ -176,6 +190,7 @@ export class TunDevice implements Device {
       clearImmediate(this.#immediate);
       this.#immediate = undefined;
     }
+    this.#unwatch();
     if (this.#inFlight) libc().write(this.#eventFd, this.#wake, 8);
     else this.#release();
     return this.#closed;
@@ -222,6 +237,18 @@ export class TunDevice implements Device {
     }
   };
 
+  #unwatch(): void {
+    this.#watch?.close();
+    this.#watch = undefined;
+  }
+
+  /** 'uv-poll': the fd is readable. Level-triggered, so an unfinished drain resumes next loop turn. */
+  readonly #onReadable = (status: number): void => {
+    if (this.#closing || this.readError !== undefined) return;
+    if (status < 0) this.#fatal(`uv_poll failed (libuv status ${status})`, undefined);
+    else this.#drain();
+  };
+
   readonly #continueDrain = (): void => {
     this.#immediate = undefined;
     if (!this.#closing) this.#drain();
@@ -244,7 +271,7 @@ export class TunDevice implements Device {
     }
     if (n > 0) sink.flush();
     if (this.#closing) this.#release();
-    else if (this.readError !== undefined) return;
+    else if (this.readError !== undefined || this.#watch !== undefined) return;
     else if (more) this.#immediate = setImmediate(this.#continueDrain);
     else this.#armPoll();
   }
@@ -322,6 +349,7 @@ export class TunDevice implements Device {
     const err = new TunError('TUN_READ', `TUN ${this.name}: reading stopped: ${why}`, errno);
     // The fds stay open until close() (writes may still be attempted), but nothing reads any more.
     this.readError = err;
+    this.#unwatch();
     if (this.#onError !== undefined) this.#onError(err);
     else process.emitWarning(err);
     return 0;

@@ -74,7 +74,7 @@ describe.skipIf(!canRunIntegration())('Linux TUN device', () => {
     return { tun, k };
   }
 
-  for (const readMode of ['drain', 'async-read'] as ReadMode[]) {
+  for (const readMode of ['drain', 'async-read', 'uv-poll'] as ReadMode[]) {
     it(`receives UDP sent from the namespace (${readMode}), IPv4 and IPv6`, async () => {
       const { tun, k } = await tunWithAddress({ readMode, mtu: 1400 });
       expect(tun.mtu).toBe(1400);
@@ -95,6 +95,25 @@ describe.skipIf(!canRunIntegration())('Linux TUN device', () => {
       expect(tun.stats.rxErrors).toBe(0);
     });
   }
+
+  it('runs more uv-poll devices at once than the thread pool has threads', async () => {
+    // Six 'drain' devices would need six blocked thread-pool polls (the pool has 4 by default).
+    const devices = await Promise.all(
+      Array.from({ length: 6 }, () => tunWithAddress({ readMode: 'uv-poll' })),
+    );
+    const seen = devices.map(({ tun }) => {
+      const c = collector();
+      tun.start(c.sink);
+      return c;
+    });
+    for (const { k } of devices)
+      await ns.exec('node', ['-e', sendUdpScript('udp4', `198.18.${k}.2`, 5005, `to ${k}`)]);
+    await waitFor(
+      () => seen.every((c, i) => c.packets.some((p) => text(udpPayload(p, 5005)) === `to ${devices[i]!.k}`)),
+      5000,
+      'a datagram on every device',
+    );
+  });
 
   it('writes a UDP datagram that a socket in the namespace receives', async () => {
     const { tun, k } = await tunWithAddress();
