@@ -19,7 +19,7 @@ import { RttEstimator } from './rtt.js';
 import { SackScoreboard } from './sack-scoreboard.js';
 import { SendBuffer } from './send-buffer.js';
 import { sendAbortReset, sendSegment, sendSynAck, windowUpdateAfterRead } from './sender.js';
-import { NEVER, type TcpErrorCode, TcpEvent, type TcpState } from './state.js';
+import { isSynchronized, NEVER, type TcpErrorCode, TcpEvent, type TcpState } from './state.js';
 
 /** What a connection needs from its layer. */
 export interface TcpContext {
@@ -251,14 +251,20 @@ export class TcpConnection {
   /** True while the owner may still write (no FIN queued, not closed). */
   canSend(): boolean {
     const s = this.state;
-    return s === 'SYN-RECEIVED' || s === 'ESTABLISHED' || s === 'CLOSE-WAIT' || s === 'SYN-PENDING';
+    return (
+      s === 'SYN-RECEIVED' ||
+      s === 'ESTABLISHED' ||
+      s === 'CLOSE-WAIT' ||
+      s === 'SYN-PENDING' ||
+      s === 'SYN-SENT'
+    );
   }
 
   /** Queues `data` for sending; returns how many bytes were taken (0 when the buffer is full). */
   write(data: Uint8Array, owned: boolean): number {
     if (this.finSeq !== -1 || !this.canSend() || data.length === 0) return 0;
     const n = this.sendBuffer.append(data, owned);
-    if (n > 0 && this.state !== 'SYN-PENDING' && this.state !== 'SYN-RECEIVED') this.ctx.wantOutput(this);
+    if (n > 0 && isSynchronized(this.state)) this.ctx.wantOutput(this);
     return n;
   }
 
@@ -276,12 +282,16 @@ export class TcpConnection {
     switch (this.state) {
       case 'SYN-PENDING':
         return this.abort();
+      case 'SYN-SENT':
       case 'SYN-RECEIVED':
       case 'ESTABLISHED':
-      case 'CLOSE-WAIT':
-        this.finSeq = (this.sndUna + this.sendBuffer.length + (this.state === 'SYN-RECEIVED' ? 1 : 0)) >>> 0;
-        if (this.state !== 'SYN-RECEIVED') this.ctx.wantOutput(this);
+      case 'CLOSE-WAIT': {
+        const handshaking = this.state === 'SYN-RECEIVED' || this.state === 'SYN-SENT';
+        // While the SYN is unacknowledged, data starts at ISS + 1.
+        this.finSeq = (this.sndUna + this.sendBuffer.length + (handshaking ? 1 : 0)) >>> 0;
+        if (!handshaking) this.ctx.wantOutput(this);
         return;
+      }
       default:
     }
   }
@@ -289,7 +299,9 @@ export class TcpConnection {
   /** Aborts: RST to the peer unless it never saw us, then CLOSED (RFC 9293 §3.10.5 ABORT). */
   abort(): void {
     if (this.state === 'CLOSED') return;
-    if (this.state !== 'SYN-PENDING' && this.state !== 'TIME-WAIT') sendAbortReset(this);
+    // RFC 9293 §3.10.5: no RST from SYN-SENT (the peer never saw a connection) or TIME-WAIT.
+    const s = this.state;
+    if (s !== 'SYN-PENDING' && s !== 'SYN-SENT' && s !== 'TIME-WAIT') sendAbortReset(this);
     this.close(undefined);
   }
 

@@ -7,6 +7,7 @@ import { seqAdd, seqGe, seqGt, seqInWindow, seqLe, seqLt, seqMax, seqSub } from 
 import type { TcpSegment } from '../wire/tcp.js';
 import type { TcpOptions } from '../wire/tcp-options.js';
 import type { TcpConnection } from './connection.js';
+import { negotiate } from './negotiate.js';
 import { retransmit, sendSynAck, tsNow } from './sender.js';
 import { canReceive, NEVER, TcpEvent } from './state.js';
 
@@ -31,6 +32,7 @@ export function segmentArrives(
   const state = c.state;
   const seq = seg.seqNumber;
 
+  if (state === 'SYN-SENT') return synSent(c, seg, opts, now);
   if (state === 'SYN-PENDING') {
     // The application is still deciding: absorb the client's SYN retransmissions (no SYN-ACK yet).
     if (seg.syn && !seg.ack && seq === c.irs) return 'tcp-syn-retransmit-pending';
@@ -157,6 +159,46 @@ export function segmentArrives(
     if (finSeq === c.rcvNxt) receiveFin(c, now);
     else if (seqGt(finSeq, c.rcvNxt)) c.peerFinSeq = finSeq;
   }
+  return undefined;
+}
+
+/** RFC 9293 §3.10.7.3: SYN-SENT, waiting for the SYN-ACK of our active open. */
+function synSent(c: TcpConnection, seg: TcpSegment, opts: TcpOptions, now: number): SegmentVerdict {
+  const ack = seg.ackNumber;
+  const ackOk = seg.ack && seqGt(ack, c.iss) && seqLe(ack, c.sndMax);
+  if (seg.ack && !ackOk) return seg.rst ? 'tcp-bad-ack-syn-sent' : 'reset';
+  if (seg.rst) {
+    if (!ackOk) return 'tcp-rst-without-ack';
+    c.close('ECONNREFUSED');
+    return undefined;
+  }
+  if (!seg.syn) return 'tcp-no-syn';
+  if (!ackOk) return 'tcp-simultaneous-open'; // not supported: we are a terminator
+  c.irs = seg.seqNumber;
+  c.rcvNxt = seqAdd(c.irs, 1);
+  c.rcvAdv = c.rcvNxt;
+  c.lastAckSent = c.rcvNxt;
+  negotiate(c, opts, c.ctx.config);
+  // RFC 7323 §2.2: the window of a SYN-ACK is not scaled.
+  c.sndWnd = seg.window;
+  c.maxSndWnd = seg.window;
+  c.sndWl1 = seg.seqNumber;
+  c.sndWl2 = ack;
+  c.sndUna = ack;
+  if (seqLt(c.sndNxt, ack)) c.sndNxt = ack;
+  if (c.retransmits === 0) {
+    const sample = rttSample(c, opts, now);
+    if (sample !== undefined) c.rtt.sample(sample);
+  }
+  c.state = 'ESTABLISHED';
+  c.retransmits = 0;
+  c.rtxAt = NEVER;
+  c.lastProgressAt = now;
+  c.ackNow = true;
+  c.ctx.wantOutput(c);
+  c.ctx.reschedule(c);
+  c.ctx.notify(c, TcpEvent.ESTABLISHED | TcpEvent.WRITABLE);
+  c.ctx.stats.tcpEstablished++;
   return undefined;
 }
 

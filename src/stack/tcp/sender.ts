@@ -102,6 +102,13 @@ export function sendSynAck(c: TcpConnection, now: number): void {
   c.sndMax = seqMax(c.sndMax, c.sndNxt);
 }
 
+/** Sends (or resends) our SYN for an active open, offering every option we support. */
+export function sendSyn(c: TcpConnection, now: number): void {
+  sendSegment(c, now, c.iss, TcpFlags.SYN, 0, 0);
+  c.sndNxt = seqAdd(c.iss, 1);
+  c.sndMax = seqMax(c.sndMax, c.sndNxt);
+}
+
 /** RFC 9293 §3.10.5 ABORT: <SEQ=SND.NXT><CTL=RST>. */
 export function sendAbortReset(c: TcpConnection): void {
   const now = c.ctx.now;
@@ -185,7 +192,7 @@ function armRetransmit(c: TcpConnection, now: number): void {
 export function sendPending(c: TcpConnection, now: number): void {
   const state = c.state;
   if (state === 'SYN-PENDING' || state === 'CLOSED') return;
-  if (state === 'SYN-RECEIVED' || state === 'TIME-WAIT') {
+  if (state === 'SYN-RECEIVED' || state === 'SYN-SENT' || state === 'TIME-WAIT') {
     if (c.ackNow && state === 'TIME-WAIT') sendAck(c, now);
     return;
   }

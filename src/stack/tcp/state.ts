@@ -4,10 +4,12 @@
  */
 
 /**
- * RFC 9293 states of a passively opened connection, plus SYN-PENDING: a SYN was received and the
- * application has not yet decided to accept it (no SYN-ACK sent yet; smoltcp's pause_synack).
+ * RFC 9293 states, plus SYN-PENDING: a SYN was received and the application has not yet decided to
+ * accept it (no SYN-ACK sent yet; smoltcp's pause_synack). SYN-SENT serves active opens (tests and
+ * simulations drive our stack against itself).
  */
 export type TcpState =
+  | 'SYN-SENT'
   | 'SYN-PENDING'
   | 'SYN-RECEIVED'
   | 'ESTABLISHED'
@@ -34,11 +36,11 @@ export const TcpEvent = Object.freeze({
 });
 
 /** Why a connection ended abnormally, named as Node's net.Socket errors. */
-export type TcpErrorCode = 'ECONNRESET' | 'ETIMEDOUT' | 'ECONNABORTED';
+export type TcpErrorCode = 'ECONNRESET' | 'ETIMEDOUT' | 'ECONNABORTED' | 'ECONNREFUSED';
 
 /** True in the states where both sides have exchanged SYNs (RFC 9293 §3.5: synchronized states). */
 export function isSynchronized(state: TcpState): boolean {
-  return state !== 'SYN-PENDING' && state !== 'SYN-RECEIVED' && state !== 'CLOSED';
+  return state !== 'SYN-PENDING' && state !== 'SYN-RECEIVED' && state !== 'SYN-SENT' && state !== 'CLOSED';
 }
 
 /** True in the states where we may still receive data (the peer has not sent FIN). */

@@ -15,13 +15,11 @@ import { TcpSegment } from '../wire/tcp.js';
 import { TcpOptions } from '../wire/tcp-options.js';
 import { TcpConnection, type TcpContext } from './connection.js';
 import { segmentArrives } from './input.js';
-import { sendPending } from './sender.js';
+import { negotiate, windowScaleFor } from './negotiate.js';
+import { sendPending, sendSyn } from './sender.js';
 import { NEVER, TcpEvent } from './state.js';
 import { TimerHeap } from './timer-heap.js';
 import { runTimers } from './timers.js';
-
-/** Bytes of TCP options we carry on every segment when timestamps are on (NOP NOP TS). */
-const TIMESTAMP_OPTION_BYTES = 12;
 
 const keyCodes: number[] = new Array(18).fill(0);
 
@@ -44,13 +42,6 @@ export function tupleKey(src: Uint8Array, srcPort: number, dst: Uint8Array, dstP
   keyCodes[8] = srcPort;
   keyCodes[17] = dstPort;
   return String.fromCharCode(...keyCodes);
-}
-
-/** The shift that lets a 16-bit window field express `bytes` (RFC 7323 §2.3, at most 14). */
-export function windowScaleFor(bytes: number): number {
-  let shift = 0;
-  while (shift < 14 && bytes > 0xffff * 2 ** shift) shift++;
-  return shift;
 }
 
 /** Connection events for the owner: `(connection, TcpEvent bits)`. */
@@ -151,23 +142,7 @@ export class TcpLayer implements TransportHandler, TcpContext {
       this.random(),
       now,
     );
-    c.tsOk = cfg.timestamps && opts.hasTimestamp;
-    if (c.tsOk) {
-      c.tsRecent = opts.tsVal;
-      c.tsRecentAt = now;
-    }
-    c.sackOk = cfg.sack && opts.sackPermitted;
-    c.wsOk = cfg.windowScaling && opts.windowScale !== undefined;
-    if (c.wsOk) {
-      c.sndWscale = opts.windowScale!;
-      c.rcvWscale = windowScaleFor(cfg.recvBufferMaxBytes);
-    }
-    // RFC 9293 §3.7.1 / RFC 6691: the peer's MSS excludes options; we carry timestamps on every
-    // segment, so they come out of it. Absent an MSS option: 536 (IPv4) or 1220 (IPv6).
-    const peerMss = opts.mss ?? (c.localAddress.length === 4 ? 536 : 1220);
-    const optionBytes = c.tsOk ? TIMESTAMP_OPTION_BYTES : 0;
-    c.sndMss = Math.max(Math.min(peerMss, c.rcvMss) - optionBytes, 64);
-    c.cc.setMss(c.sndMss);
+    negotiate(c, opts, cfg);
     c.sndWnd = seg.window;
     c.maxSndWnd = seg.window;
     c.sndWl1 = seg.seqNumber;
@@ -181,6 +156,50 @@ export class TcpLayer implements TransportHandler, TcpContext {
     this.reschedule(c);
     this.notify(c, TcpEvent.SYN);
     return undefined;
+  }
+
+  /**
+   * Active open (RFC 9293 §3.10.1): a SYN from `local:localPort` to `remote:remotePort`. The
+   * stack is a terminator, so this serves tests and simulations that run it against itself.
+   * Returns undefined when the four-tuple is taken or the table is full.
+   */
+  connect(
+    local: Uint8Array,
+    localPort: number,
+    remote: Uint8Array,
+    remotePort: number,
+    now: number,
+  ): TcpConnection | undefined {
+    this.now = now;
+    // Keys are built from the peer's point of view (its source first), as input() looks them up.
+    const key = tupleKey(remote, remotePort, local, localPort);
+    if (this.table.has(key) || this.table.size >= this.config.maxConnections) return undefined;
+    const cfg = this.config;
+    const c = new TcpConnection(
+      this,
+      local.slice(),
+      localPort,
+      remote.slice(),
+      remotePort,
+      key,
+      this.random(),
+      0,
+      this.random(),
+      now,
+    );
+    c.state = 'SYN-SENT';
+    c.closeAt = NEVER;
+    // Offer everything we support; the SYN-ACK decides (RFC 7323 §2.2, RFC 2018 §2).
+    c.tsOk = cfg.timestamps;
+    c.sackOk = cfg.sack;
+    c.wsOk = cfg.windowScaling;
+    if (c.wsOk) c.rcvWscale = windowScaleFor(cfg.recvBufferMaxBytes);
+    this.table.set(key, c);
+    this.stats.tcpOpen++;
+    sendSyn(c, now);
+    c.rtxAt = now + c.rtt.rtoMs;
+    this.reschedule(c);
+    return c;
   }
 
   /** TcpContext: queue events for the owner. */

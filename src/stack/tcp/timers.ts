@@ -5,8 +5,8 @@
  */
 import { seqSub } from '../wire/seq.js';
 import type { TcpConnection } from './connection.js';
-import { armPersist, sendAbortReset, sendAck, sendProbe, sendSynAck } from './sender.js';
-import { NEVER } from './state.js';
+import { armPersist, sendAbortReset, sendAck, sendProbe, sendSyn, sendSynAck } from './sender.js';
+import { isSynchronized, NEVER } from './state.js';
 
 /** Runs every timer of `c` that is due at `now`. */
 export function runTimers(c: TcpConnection, now: number): void {
@@ -42,15 +42,17 @@ export function runTimers(c: TcpConnection, now: number): void {
 /** RFC 6298 §5.4-5.7: back off, collapse the window, and resend from SND.UNA (go-back-N). */
 function retransmitTimeout(c: TcpConnection, now: number): void {
   const cfg = c.ctx.config;
-  if (c.state === 'SYN-RECEIVED') {
+  if (c.state === 'SYN-RECEIVED' || c.state === 'SYN-SENT') {
+    const active = c.state === 'SYN-SENT';
     if (c.retransmits >= cfg.synAckRetries) {
-      c.ctx.stats.drop('tcp-synack-timeout');
-      c.close(undefined);
+      c.ctx.stats.drop(active ? 'tcp-syn-timeout' : 'tcp-synack-timeout');
+      c.close(active ? 'ETIMEDOUT' : undefined);
       return;
     }
     c.retransmits++;
     c.rtt.backoff();
-    sendSynAck(c, now);
+    if (active) sendSyn(c, now);
+    else sendSynAck(c, now);
     c.rtxAt = now + c.rtt.rtoMs;
     return;
   }
