@@ -84,6 +84,6 @@ describe('seeded simulated link', () => {
     expect(r1.ok).toBe(true);
     const r2 = transfer(7, 4 << 20, [impair, impair], 600_000);
     expect(r2.ms).toBe(r1.ms);
-    expect(r2.stats[0].tcpRetransmits).toBe(r1.stats[0].tcpRetransmits);
+    expect(r2.stats[0]!.tcpRetransmits).toBe(r1.stats[0]!.tcpRetransmits);
   });
 });
