@@ -129,7 +129,7 @@ describe.skipIf(!canRunIntegration())('Linux TUN device life cycle', () => {
       const { tun } = await tunWithAddress({ readMode, onError: () => {} });
       tun.start({ receive: () => {}, flush: () => {} });
       await ns.ip(['link', 'del', tun.name]);
-      const err = await waitFor(() => tun.readError, 5000, 'the read error');
+      const err = (await waitFor(() => tun.readError, 5000, 'the read error'))!;
       expect(err.code).toBe('TUN_READ');
       expect(err.message).toMatch(new RegExp(`^TUN ${tun.name}: reading stopped: `));
       await tun.close();
