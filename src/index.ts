@@ -2,11 +2,26 @@
  * tun2socks as a library: the pure stack, the devices, and the runtime that joins them.
  */
 export { LOG_LEVELS, Logger, type LogLevel } from './log.js';
-export { cryptoRandom, type RuntimeOptions, StackRuntime } from './runtime.js';
-export { DEFAULT_IP_OPTIONS, type IpOptions, StackOptionError, type StackOptions } from './stack/options.js';
+export {
+  cryptoRandom,
+  type RuntimeOptions,
+  StackRuntime,
+  TcpRequest,
+  type TcpRequestHandler,
+} from './runtime.js';
+export {
+  DEFAULT_IP_OPTIONS,
+  DEFAULT_TCP_CONFIG,
+  type IpOptions,
+  StackOptionError,
+  type StackOptions,
+  type TcpConfig,
+} from './stack/options.js';
 export { type RandomSource, seededRandom } from './stack/random.js';
 export { Stack, type StackConfig } from './stack/stack.js';
 export { StackStats } from './stack/stats.js';
+export type { TcpConnection } from './stack/tcp/connection.js';
+export { type TcpErrorCode, TcpEvent, type TcpState } from './stack/tcp/state.js';
 export { IpPacketInfo, RxFlags, type TransportHandler } from './stack/transport.js';
 export { formatAddress, parseAddress } from './stack/wire/address.js';
 export { Icmpv4Packet, Icmpv4Repr } from './stack/wire/icmpv4.js';
@@ -16,4 +31,5 @@ export { Ipv4Packet, Ipv4Repr } from './stack/wire/ipv4.js';
 export { Ipv6Packet, Ipv6Repr } from './stack/wire/ipv6.js';
 export { TcpFlags, TcpRepr, TcpSegment } from './stack/wire/tcp.js';
 export { UdpDatagram, UdpRepr } from './stack/wire/udp.js';
+export { TcpSocket } from './tcp-socket.js';
 export * from './tun/index.js';
