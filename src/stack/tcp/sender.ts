@@ -100,6 +100,9 @@ export function sendSynAck(c: TcpConnection, now: number): void {
   sendSegment(c, now, c.iss, TcpFlags.SYN | TcpFlags.ACK, 0, 0);
   c.sndNxt = seqAdd(c.iss, 1);
   c.sndMax = seqMax(c.sndMax, c.sndNxt);
+  // The SYN-ACK offered a window (unscaled, RFC 7323 §2.2): data up to its right edge is
+  // acceptable from the handshake's last ACK on (RFC 9293 §3.8.6.2.2).
+  c.rcvAdv = seqMax(c.rcvAdv, seqAdd(c.rcvNxt, Math.min(c.recvBufferSize, 0xffff)));
 }
 
 /** Sends (or resends) our SYN for an active open, offering every option we support. */
