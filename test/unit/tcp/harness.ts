@@ -16,7 +16,14 @@ import { IpProtocol } from '../../../src/stack/wire/ip-protocol.js';
 import { Ipv4Packet } from '../../../src/stack/wire/ipv4.js';
 import { Ipv6Packet } from '../../../src/stack/wire/ipv6.js';
 import { seqAdd, seqGt } from '../../../src/stack/wire/seq.js';
-import { formatTcpFlags, parseTcpFlags, TcpFlags, TcpRepr, TcpSegment } from '../../../src/stack/wire/tcp.js';
+import {
+  fillTcpChecksum,
+  formatTcpFlags,
+  parseTcpFlags,
+  TcpFlags,
+  TcpRepr,
+  TcpSegment,
+} from '../../../src/stack/wire/tcp.js';
 import { TcpOptions } from '../../../src/stack/wire/tcp-options.js';
 import { CLIENT4, CLIENT6, ipPacket, REMOTE4, REMOTE6 } from '../stack/packets.js';
 
@@ -53,6 +60,8 @@ export interface SendSpec {
   /** [TSval, TSecr]; null sends no timestamp even when timestamps were negotiated. */
   ts?: [number, number] | null;
   sack?: [number, number][];
+  /** Raw bytes for the options area (a multiple of 4 long), replacing every option above. */
+  rawOptions?: Uint8Array;
 }
 
 /** A partial match on a segment the stack sent (see `TcpPeer.expectSegment`). */
@@ -342,13 +351,36 @@ export class TcpPeer {
       timestamp: ts === undefined || ts === null ? undefined : { tsVal: ts[0], tsEcr: ts[1] },
       payloadLength: data.length,
     };
-    const msg = new Uint8Array(TcpRepr.length(r));
-    msg.set(data, TcpRepr.headerLength(r));
-    TcpRepr.emit(r, msg, pseudoHeaderSum(this.local, this.remote, IpProtocol.TCP, msg.length));
+    const msg = s.rawOptions === undefined ? this.emit(r, data) : this.emitRaw(r, s.rawOptions, data);
     const end = seqAdd(seq, data.length + (syn ? 1 : 0) + ((flags & TcpFlags.FIN) !== 0 ? 1 : 0));
     if (syn && (flags & TcpFlags.ACK) === 0) this.seq = end;
     else if (s.seq === undefined) this.seq = end;
     this.sendRaw(ipPacket(this.local, this.remote, IpProtocol.TCP, msg));
+  }
+
+  private emit(r: TcpRepr, data: Uint8Array): Uint8Array {
+    const msg = new Uint8Array(TcpRepr.length(r));
+    msg.set(data, TcpRepr.headerLength(r));
+    TcpRepr.emit(r, msg, pseudoHeaderSum(this.local, this.remote, IpProtocol.TCP, msg.length));
+    return msg;
+  }
+
+  private emitRaw(r: TcpRepr, options: Uint8Array, data: Uint8Array): Uint8Array {
+    const bare: TcpRepr = {
+      ...r,
+      mss: undefined,
+      windowScale: undefined,
+      sackPermitted: false,
+      sackBlocks: [],
+    };
+    const plain = this.emit({ ...bare, timestamp: undefined, payloadLength: 0 }, new Uint8Array(0));
+    const msg = new Uint8Array(20 + options.length + data.length);
+    msg.set(plain.subarray(0, 20));
+    msg[12] = ((20 + options.length) >>> 2) << 4;
+    msg.set(options, 20);
+    msg.set(data, 20 + options.length);
+    fillTcpChecksum(msg, pseudoHeaderSum(this.local, this.remote, IpProtocol.TCP, msg.length));
+    return msg;
   }
 
   /** Hands any IP packet to the stack at `now`, then flushes and delivers events. */
