@@ -74,6 +74,10 @@ export function segmentArrives(
       seqInWindow(seq, c.rcvNxt, window) || seqInWindow(seqAdd(seq, segLength - 1), c.rcvNxt, window);
   }
   if (!acceptable) {
+    // RFC 2883 §4: report data we already had as a D-SACK block on the ACK this triggers.
+    if (c.sackOk && payload.length > 0 && seqLe(seqAdd(seq, payload.length), c.rcvNxt)) {
+      c.ooo.noteDuplicate(seq, seqAdd(seq, payload.length));
+    }
     if (!seg.rst) {
       c.ackNow = true;
       c.ctx.wantOutput(c);

@@ -47,7 +47,7 @@ export function sendSegment(
 ): void {
   const syn = (flags & TcpFlags.SYN) !== 0;
   let sackBlocks = NO_SACK;
-  if (c.sackOk && !syn && (flags & TcpFlags.ACK) !== 0 && c.ooo.ranges > 0) {
+  if (c.sackOk && !syn && (flags & TcpFlags.ACK) !== 0 && (c.ooo.ranges > 0 || c.ooo.dsackPending)) {
     const n = c.ooo.sackBlocks(c.rcvNxt, c.tsOk ? 3 : 4, sackLeft, sackRight);
     const blocks: (readonly [number, number])[] = [];
     for (let i = 0; i < n; i++) blocks.push([sackLeft[i]!, sackRight[i]!]);
