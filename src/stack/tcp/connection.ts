@@ -272,8 +272,31 @@ export class TcpConnection {
   read(max: number): Uint8Array | undefined {
     const chunk = this.recvBuffer.read(max);
     if (chunk === undefined) return undefined;
-    if (this.state !== 'CLOSED' && this.state !== 'TIME-WAIT') windowUpdateAfterRead(this);
+    if (this.state !== 'CLOSED' && this.state !== 'TIME-WAIT') {
+      this.autotune(this.ctx.now);
+      windowUpdateAfterRead(this);
+    }
     return chunk;
+  }
+
+  /**
+   * Receive-buffer auto-tuning (Linux's tcp_rcv_space_adjust, the "dynamic right-sizing" idea):
+   * once per receiver RTT, grow the buffer to twice what the owner read in that RTT, up to
+   * recvBufferMaxBytes, so the window follows the bandwidth-delay product. A slow reader reads
+   * little and never grows it.
+   */
+  private autotune(now: number): void {
+    const rtt = this.rcvRttMs > 0 ? this.rcvRttMs : (this.rtt.srttMs ?? 0);
+    if (rtt <= 0 || now - this.tuneAt < rtt) return;
+    const read = this.recvBuffer.totalRead;
+    const copied = read - this.tuneReadMark;
+    this.tuneReadMark = read;
+    this.tuneAt = now;
+    const want = Math.min(this.ctx.config.recvBufferMaxBytes, 2 * copied);
+    if (want > this.recvBufferSize) {
+      this.recvBufferSize = want;
+      this.recvBuffer.capacity = want;
+    }
   }
 
   /** Ends our side: a FIN follows the queued data (RFC 9293 §3.10.4 CLOSE). */
