@@ -235,7 +235,7 @@ function rttSample(c: TcpConnection, opts: TcpOptions, now: number): number | un
     const ms = seqSub(tsNow(c, now), opts.tsEcr);
     return ms >= 0 && ms < 600_000 ? Math.max(ms, 0.5) : undefined;
   }
-  if (c.rttSeq !== -1 && seqGe(seqAdd(c.sndUna, 0), c.rttSeq)) {
+  if (c.rttSeq !== -1 && seqGe(c.sndUna, c.rttSeq)) {
     c.rttSeq = -1;
     return Math.max(now - c.rttSentAt, 0.5);
   }
@@ -291,8 +291,9 @@ function processAck(c: TcpConnection, seg: TcpSegment, opts: TcpOptions, now: nu
     const dataAcked = Math.min(acked, c.sendBuffer.length);
     const flight = seqSub(c.sndMax, c.sndUna);
     c.sendBuffer.consume(dataAcked);
-    const sample = rttSample(c, opts, now);
     c.sndUna = ack;
+    // After SND.UNA moved: the timed segment counts once this ACK covers it (RFC 6298 §3).
+    const sample = rttSample(c, opts, now);
     if (seqLt(c.sndNxt, ack)) c.sndNxt = ack;
     if (seqLt(c.highRxt, ack)) c.highRxt = ack;
     if (sample !== undefined) c.rtt.sample(sample);
