@@ -297,7 +297,8 @@ export class TcpPeer {
       seg.seq,
       seg.payload.length + (seg.flags.includes('syn') ? 1 : 0) + (seg.flags.includes('fin') ? 1 : 0),
     );
-    if (!this.seenStack || seqGt(end, this.stackNxt)) this.stackNxt = end;
+    // A SYN starts a new sequence space (a new connection on the same four-tuple).
+    if (!this.seenStack || seg.flags.includes('syn') || seqGt(end, this.stackNxt)) this.stackNxt = end;
     this.seenStack = true;
   }
 
