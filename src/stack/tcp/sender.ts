@@ -139,6 +139,17 @@ export function windowUpdateAfterRead(c: TcpConnection): void {
   }
 }
 
+/**
+ * The most data a segment may carry now: SMSS less the SACK option it will carry, so the packet
+ * stays within the MTU instead of being fragmented (RFC 9293 §3.7.1: the data is limited so that
+ * header and options fit; Linux's tcp_current_mss subtracts the SACK blocks the same way).
+ */
+export function segmentMss(c: TcpConnection): number {
+  if (!c.sackOk) return c.sndMss;
+  const blocks = Math.min(c.tsOk ? 3 : 4, c.ooo.ranges + (c.ooo.dsackPending ? 1 : 0));
+  return blocks === 0 ? c.sndMss : Math.max(c.sndMss - 4 - 8 * blocks, 1);
+}
+
 /** Bytes in flight: RFC 6675 pipe during SACK recovery, else SND.NXT - SND.UNA. */
 function flightSize(c: TcpConnection): number {
   if (c.inRecovery && c.sackOk) return c.scoreboard.pipe(c.sndUna, c.sndMax, c.highRxt, c.sndMss);
@@ -151,7 +162,7 @@ function flightSize(c: TcpConnection): number {
  */
 export function retransmit(c: TcpConnection, now: number, seq: number, maxLength: number): number {
   const dataEnd = seqAdd(c.sndUna, c.sendBuffer.length);
-  const dataLength = Math.max(0, Math.min(maxLength, seqSub(dataEnd, seq)));
+  const dataLength = Math.max(0, Math.min(maxLength, segmentMss(c), seqSub(dataEnd, seq)));
   const finSent = c.finSeq !== -1 && seqGt(c.sndMax, c.finSeq);
   const fin = finSent && seqAdd(seq, dataLength) === c.finSeq;
   if (dataLength === 0 && !fin) return 0;
@@ -204,6 +215,7 @@ export function sendPending(c: TcpConnection, now: number): void {
   // idle period longer than the RTO.
   if (c.sndUna === c.sndMax && now - c.lastSendAt > c.rtt.rtoMs && c.sendBuffer.length > 0)
     c.cc.onIdleRestart(now);
+  const mss = segmentMss(c);
   for (let guard = 0; guard < 100_000; guard++) {
     const dataEnd = seqAdd(c.sndUna, c.sendBuffer.length);
     const unsent = Math.max(0, seqSub(dataEnd, c.sndNxt));
@@ -212,14 +224,14 @@ export function sendPending(c: TcpConnection, now: number): void {
     const inFlight = flightSize(c);
     const cwndRoom = c.cc.cwnd - inFlight;
     const windowRoom = seqSub(seqAdd(c.sndUna, c.sndWnd), c.sndNxt);
-    const length = Math.max(0, Math.min(c.sndMss, unsent, windowRoom, cwndRoom));
+    const length = Math.max(0, Math.min(mss, unsent, windowRoom, cwndRoom));
     if (length === 0) {
       // Nothing fits: the peer's window is closed (persist timer) or cwnd is full (wait for ACKs).
       if (windowRoom <= 0 && inFlight === 0 && (unsent > 0 || finPending)) armPersist(c, now);
       if (!(finPending && unsent === 0 && windowRoom > 0 && cwndRoom > 0)) break;
     }
     const fin = finPending && length === unsent && windowRoom > length;
-    if (length > 0 && length < c.sndMss) {
+    if (length > 0 && length < mss) {
       // RFC 9293 §3.8.6.2.1 sender SWS avoidance and RFC 896 Nagle: a small segment goes out only
       // when it carries everything queued and nothing is in flight (or Nagle is off), or when it
       // is at least half the largest window the peer offered.
