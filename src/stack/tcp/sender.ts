@@ -207,7 +207,9 @@ export function sendPending(c: TcpConnection, now: number): void {
   const state = c.state;
   if (state === 'SYN-PENDING' || state === 'CLOSED') return;
   if (state === 'SYN-RECEIVED' || state === 'SYN-SENT' || state === 'TIME-WAIT') {
-    if (c.ackNow && state === 'TIME-WAIT') sendAck(c, now);
+    // An owed ACK (challenge ACK, out-of-window or PAWS answer) goes out in SYN-RECEIVED too, as
+    // <SEQ=ISS+1><ACK=RCV.NXT> (RFC 5961 §3.2; Linux's tcp_v4_reqsk_send_ack). SYN-SENT has none.
+    if (c.ackNow && state !== 'SYN-SENT') sendAck(c, now);
     return;
   }
   if (c.inRecovery && c.sackOk) sendRecovery(c, now);
