@@ -90,9 +90,15 @@ export function sendSegment(
   }
 }
 
-/** Sends a pure ACK. */
+/**
+ * Sends a pure ACK, <SEQ=SND.NXT><ACK=RCV.NXT> (RFC 9293 §3.10.7.4). Our sndNxt is rewound to
+ * SND.UNA by a retransmission timeout (go-back-N), so the RFC's SND.NXT is sndMax here: an ACK
+ * with the rewound number could fall below the peer's RCV.NXT, be dropped as out of window with
+ * its acknowledgment unread, and when both sides retransmit, neither ever learns what the other
+ * received. BSD's tcp_output sends pure ACKs at snd_max for the same reason.
+ */
 export function sendAck(c: TcpConnection, now: number): void {
-  sendSegment(c, now, c.sndNxt, TcpFlags.ACK, 0, 0);
+  sendSegment(c, now, c.sndMax, TcpFlags.ACK, 0, 0);
 }
 
 /** Sends (or resends) our SYN-ACK. */
