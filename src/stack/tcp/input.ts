@@ -128,8 +128,15 @@ export function segmentArrives(
     if (c.state === 'CLOSED') return undefined;
   }
 
-  // RFC 7323 §4.3: remember the peer's timestamp when this segment covers Last.ACK.sent.
-  if (c.tsOk && opts.hasTimestamp && seqLe(seq, c.lastAckSent) && seqGe(opts.tsVal, c.tsRecent)) {
+  // RFC 7323 §4.3: remember the peer's timestamp when this segment covers Last.ACK.sent. A
+  // TS.Recent idle for 24 days is invalid (§5.5) and is replaced even by an older TSval, as
+  // Linux's tcp_paws_check does; otherwise we would echo the stale value forever.
+  if (
+    c.tsOk &&
+    opts.hasTimestamp &&
+    seqLe(seq, c.lastAckSent) &&
+    (seqGe(opts.tsVal, c.tsRecent) || now - c.tsRecentAt >= PAWS_IDLE_MS)
+  ) {
     c.tsRecent = opts.tsVal;
     c.tsRecentAt = now;
   }
