@@ -248,6 +248,9 @@ export function sendPending(c: TcpConnection, now: number): void {
       if (!(all && nagleAllows) && length < c.maxSndWnd / 2) break;
     }
     const retransmission = seqLt(c.sndNxt, c.sndMax);
+    // Nothing was outstanding: the user timeout (RFC 9293 §3.8.3 R2) counts from this send, not
+    // from the last ACK before an idle period (Linux counts from the head segment's send time).
+    if (c.sndUna === c.sndMax) c.lastProgressAt = now;
     const flags =
       TcpFlags.ACK | (fin ? TcpFlags.FIN : 0) | (length > 0 && length === unsent ? TcpFlags.PSH : 0);
     sendSegment(c, now, c.sndNxt, flags, seqSub(c.sndNxt, c.sndUna), length);
