@@ -131,8 +131,11 @@ export class TcpConnection {
   rttSentAt = 0;
   dupAcks = 0;
   inRecovery = false;
-  /** RFC 6675 RecoveryPoint / RFC 6582 "recover": the highest sequence sent when loss was detected. */
-  recoveryPoint = 0;
+  /**
+   * RFC 6675 RecoveryPoint / RFC 6582 "recover": the highest sequence sent when loss was detected
+   * or the retransmission timer expired; no fast recovery starts before SND.UNA reaches it.
+   */
+  recoveryPoint: number;
   /** RFC 6675 HighRxt: the highest sequence retransmitted in this recovery. */
   highRxt = 0;
 
@@ -176,6 +179,7 @@ export class TcpConnection {
     this.sndUna = iss;
     this.sndNxt = iss;
     this.sndMax = iss;
+    this.recoveryPoint = iss;
     this.irs = irs;
     this.rcvNxt = (irs + 1) >>> 0;
     this.rcvAdv = this.rcvNxt;

@@ -338,7 +338,7 @@ function processAck(c: TcpConnection, seg: TcpSegment, opts: TcpOptions, now: nu
   if (!c.inRecovery && c.sndMax !== c.sndUna) {
     const lost =
       c.dupAcks >= DUP_THRESH || (c.sackOk && newlySacked > 0 && c.scoreboard.isLost(c.sndUna, c.sndMss));
-    if (lost) enterRecovery(c, now);
+    if (lost && seqGe(c.sndUna, c.recoveryPoint)) enterRecovery(c, now);
   }
   return undefined;
 }

@@ -76,6 +76,9 @@ function retransmitTimeout(c: TcpConnection, now: number): void {
   c.sndNxt = c.sndUna;
   c.highRxt = c.sndUna;
   c.rtxAt = now + c.rtt.rtoMs;
+  // RFC 6675 §5.1 (RFC 6582 §4 without SACK): no new recovery until everything sent before the
+  // timeout is acknowledged; the go-back-N resend repairs those losses (Linux's Loss state).
+  c.recoveryPoint = c.sndMax;
   c.ctx.wantOutput(c);
 }
 
