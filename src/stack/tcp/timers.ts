@@ -87,6 +87,12 @@ function keepalive(c: TcpConnection, now: number): void {
   if (!c.keepAlive || c.state === 'TIME-WAIT' || c.state === 'SYN-RECEIVED' || c.state === 'SYN-PENDING')
     return;
   const cfg = c.ctx.config;
+  // Linux's tcp_keepalive_timer: a connection with data in flight or queued is the retransmission
+  // and persist timers' business (the user timeout bounds it); look again after the idle time.
+  if (c.sndUna !== c.sndMax || c.sendBuffer.length > 0) {
+    c.keepaliveAt = now + c.keepaliveIdleMs;
+    return;
+  }
   if (c.probes >= cfg.keepaliveProbes) {
     sendAbortReset(c);
     c.ctx.stats.drop('tcp-keepalive-timeout');
