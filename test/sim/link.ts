@@ -1,47 +1,164 @@
 /**
- * A seeded simulated link between two stacks, in virtual time: each direction has a delay, jitter,
- * loss, duplication and reordering drawn from one seeded PRNG, so a run is reproducible from its
- * seed. Time advances to the next event (a packet arrival or a stack deadline), never the wall clock.
+ * A seeded simulated link between two stacks, in virtual time. Each direction has a bottleneck
+ * (a serialization rate with a bounded drop-tail queue), a one-way delay, jitter, loss,
+ * duplication and reordering, all drawn from one seeded PRNG, so a run is reproducible from its
+ * seed. Time jumps to the next event (a packet arrival or a stack deadline), never the wall clock.
+ *
+ * The loop behaves like the runtime: a packet goes into its stack, due timers run, the owner's
+ * events are delivered, and only a stack with output pending is flushed.
  */
 
 import type { StackOptions } from '../../src/stack/options.js';
 import { seededRandom } from '../../src/stack/random.js';
 import { Stack } from '../../src/stack/stack.js';
+import type { TcpEventHandler } from '../../src/stack/tcp/tcp-layer.js';
 
 /** Impairments of one direction. */
 export interface LinkImpairment {
-  /** One-way delay in ms. */
+  /** One-way propagation delay in ms. */
   delayMs: number;
   /** Extra uniform random delay in [0, jitterMs) (reorders packets when large enough). */
   jitterMs?: number;
-  /** Probability a packet is lost. */
+  /** Probability a packet is lost (after the bottleneck, like a lossy wire). */
   loss?: number;
   /** Probability a packet is delivered twice. */
   duplicate?: number;
-  /** Probability a packet is held back by an extra `reorderMs`. */
+  /** Probability a packet is held back by an extra `reorderMs` (arrives after later ones). */
   reorder?: number;
+  /** Extra delay of a reordered packet; defaults to `delayMs`. */
   reorderMs?: number;
   /** Bottleneck rate in bytes per ms (serialization delay); unlimited when absent. */
   bytesPerMs?: number;
+  /** Bottleneck buffer in bytes: a packet that does not fit is dropped (drop-tail). Unbounded when absent. */
+  queueBytes?: number;
 }
 
-interface InFlight {
-  at: number;
-  seq: number;
-  packet: Uint8Array;
-  to: 0 | 1;
+/** Per-direction counters (index 0: stack 0 → stack 1, index 1: stack 1 → stack 0). */
+export interface LinkCounters {
+  /** Packets offered by the sending stack. */
+  sent: [number, number];
+  /** Packets dropped by random loss. */
+  lost: [number, number];
+  /** Packets dropped because the bottleneck queue was full. */
+  queueDrops: [number, number];
+  /** Extra copies delivered. */
+  duplicated: [number, number];
+  /** Packets held back for reordering. */
+  reordered: [number, number];
+  /** Packets handed to the receiving stack. */
+  delivered: [number, number];
+}
+
+/**
+ * Packets in flight as a binary min-heap over parallel arrays, ordered by arrival time then by
+ * the order they were scheduled (so equal times keep FIFO order, deterministically).
+ */
+class ArrivalHeap {
+  private readonly at: number[] = [];
+  private readonly order: number[] = [];
+  private readonly packets: Uint8Array[] = [];
+  private readonly to: number[] = [];
+  private counter = 0;
+
+  get size(): number {
+    return this.at.length;
+  }
+
+  /** Arrival time of the earliest packet (Infinity when empty). */
+  peekAt(): number {
+    return this.at.length === 0 ? Number.POSITIVE_INFINITY : this.at[0]!;
+  }
+
+  /** Destination of the earliest packet. */
+  peekTo(): 0 | 1 {
+    return this.to[0] as 0 | 1;
+  }
+
+  /** Bytes of the earliest packet. */
+  peekPacket(): Uint8Array {
+    return this.packets[0]!;
+  }
+
+  push(at: number, packet: Uint8Array, to: 0 | 1): void {
+    const ats = this.at;
+    const orders = this.order;
+    const packets = this.packets;
+    const tos = this.to;
+    const order = this.counter++;
+    let i = ats.length;
+    ats.push(at);
+    orders.push(order);
+    packets.push(packet);
+    tos.push(to);
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      const pa = ats[p]!;
+      if (pa < at || (pa === at && orders[p]! < order)) break;
+      ats[i] = pa;
+      orders[i] = orders[p]!;
+      packets[i] = packets[p]!;
+      tos[i] = tos[p]!;
+      i = p;
+    }
+    ats[i] = at;
+    orders[i] = order;
+    packets[i] = packet;
+    tos[i] = to;
+  }
+
+  /** Removes the earliest packet. */
+  pop(): void {
+    const ats = this.at;
+    const orders = this.order;
+    const packets = this.packets;
+    const tos = this.to;
+    const at = ats.pop()!;
+    const order = orders.pop()!;
+    const packet = packets.pop()!;
+    const to = tos.pop()!;
+    const n = ats.length;
+    if (n === 0) return;
+    let i = 0;
+    for (;;) {
+      const l = 2 * i + 1;
+      if (l >= n) break;
+      const r = l + 1;
+      let c = l;
+      if (r < n && (ats[r]! < ats[l]! || (ats[r] === ats[l] && orders[r]! < orders[l]!))) c = r;
+      const ca = ats[c]!;
+      if (at < ca || (at === ca && order < orders[c]!)) break;
+      ats[i] = ca;
+      orders[i] = orders[c]!;
+      packets[i] = packets[c]!;
+      tos[i] = tos[c]!;
+      i = c;
+    }
+    ats[i] = at;
+    orders[i] = order;
+    packets[i] = packet;
+    tos[i] = to;
+  }
 }
 
 /** Two stacks joined by an impaired link, driven in virtual time. */
 export class SimLink {
   readonly stacks: [Stack, Stack];
+  /** Virtual time in ms. */
   now = 0;
-  private queue: InFlight[] = [];
-  private seq = 0;
+  /** Events run by `run` (packet arrivals and timer expiries). */
+  steps = 0;
+  readonly counters: LinkCounters = {
+    sent: [0, 0],
+    lost: [0, 0],
+    queueDrops: [0, 0],
+    duplicated: [0, 0],
+    reordered: [0, 0],
+    delivered: [0, 0],
+  };
+  private readonly heap = new ArrivalHeap();
   private readonly rand: () => number;
-  private busyUntil: [number, number] = [0, 0];
-  /** Packets lost, duplicated and delivered, per direction (0: a→b, 1: b→a). */
-  readonly counters = { lost: [0, 0], duplicated: [0, 0], delivered: [0, 0] };
+  /** When each direction's bottleneck finishes serializing what it holds. */
+  private readonly busyUntil: [number, number] = [0, 0];
 
   constructor(
     seed: number,
@@ -64,69 +181,100 @@ export class SimLink {
     ];
   }
 
+  /** Packets in flight on the link. */
+  get inFlight(): number {
+    return this.heap.size;
+  }
+
   private send(from: 0 | 1, packet: Uint8Array): void {
     const im = this.impair[from];
+    const c = this.counters;
     const to: 0 | 1 = from === 0 ? 1 : 0;
-    if (this.rand() < (im.loss ?? 0)) {
-      this.counters.lost[from]!++;
+    c.sent[from]++;
+    const now = this.now;
+    let at = now;
+    const rate = im.bytesPerMs;
+    if (rate !== undefined) {
+      const start = Math.max(this.busyUntil[from], now);
+      // Drop-tail: the bytes still queued are what the bottleneck has left to serialize.
+      if (im.queueBytes !== undefined && (start - now) * rate + packet.length > im.queueBytes) {
+        c.queueDrops[from]++;
+        return;
+      }
+      at = start + packet.length / rate;
+      this.busyUntil[from] = at;
+    }
+    const rand = this.rand;
+    if (im.loss !== undefined && rand() < im.loss) {
+      c.lost[from]++;
       return;
     }
-    let at = this.now;
-    if (im.bytesPerMs !== undefined) {
-      const start = Math.max(this.busyUntil[from], this.now);
-      this.busyUntil[from] = start + packet.length / im.bytesPerMs;
-      at = this.busyUntil[from];
+    at += im.delayMs;
+    if (im.jitterMs !== undefined) at += im.jitterMs * rand();
+    if (im.reorder !== undefined && rand() < im.reorder) {
+      c.reordered[from]++;
+      at += im.reorderMs ?? im.delayMs;
     }
-    at += im.delayMs + (im.jitterMs ?? 0) * this.rand();
-    if (this.rand() < (im.reorder ?? 0)) at += im.reorderMs ?? im.delayMs;
+    // The stack's bytes are valid only during the call.
     const copy = packet.slice();
-    this.push({ at, seq: this.seq++, packet: copy, to });
-    if (this.rand() < (im.duplicate ?? 0)) {
-      this.counters.duplicated[from]!++;
-      this.push({ at: at + 0.01, seq: this.seq++, packet: copy, to });
+    this.heap.push(at, copy, to);
+    if (im.duplicate !== undefined && rand() < im.duplicate) {
+      c.duplicated[from]++;
+      this.heap.push(at + 0.01, copy, to);
     }
   }
 
-  private push(f: InFlight): void {
-    // Sorted insert from the back: arrivals are mostly in time order.
-    const q = this.queue;
-    let i = q.length;
-    while (i > 0 && (q[i - 1]!.at > f.at || (q[i - 1]!.at === f.at && q[i - 1]!.seq > f.seq))) i--;
-    q.splice(i, 0, f);
-  }
-
-  /** Flushes both stacks' pending output at the current time. */
+  /** Flushes what the stacks have pending (after owner calls made outside `run`). */
   flush(): void {
-    this.stacks[0].flush(this.now);
-    this.stacks[1].flush(this.now);
+    for (const s of this.stacks) if (s.tcp.hasOutput()) s.flush(this.now);
   }
 
   /**
-   * Runs events until `until()` is true or `maxMs` of virtual time pass. `afterEach` runs after
-   * every event (the test's "application" reads and writes there). Returns the virtual time.
+   * Runs events until `until()` is true, nothing is left to do, or `maxMs` of virtual time pass.
+   * After each event the owners' events go to `handlers[i]` for stack i (the test's application
+   * reads and writes there), then stacks with output are flushed. Returns the virtual time.
    */
-  run(until: () => boolean, maxMs: number, afterEach: () => void = () => {}): number {
+  run(until: () => boolean, maxMs: number, handlers: [TcpEventHandler, TcpEventHandler]): number {
     const end = this.now + maxMs;
-    for (let guard = 0; guard < 50_000_000 && !until(); guard++) {
-      const next = this.queue[0];
-      const d0 = this.stacks[0].nextDeadline() ?? Number.POSITIVE_INFINITY;
-      const d1 = this.stacks[1].nextDeadline() ?? Number.POSITIVE_INFINITY;
-      const t = Math.min(next?.at ?? Number.POSITIVE_INFINITY, d0, d1);
+    const heap = this.heap;
+    const [s0, s1] = this.stacks;
+    this.deliverEvents(handlers);
+    this.flush();
+    for (let guard = 0; guard < 100_000_000 && !until(); guard++) {
+      const arrival = heap.peekAt();
+      const d0 = s0.nextDeadline() ?? Number.POSITIVE_INFINITY;
+      const d1 = s1.nextDeadline() ?? Number.POSITIVE_INFINITY;
+      const t = Math.min(arrival, d0, d1);
       if (t === Number.POSITIVE_INFINITY || t > end) {
         this.now = Math.min(end, t);
         break;
       }
-      this.now = Math.max(this.now, t);
-      if (next !== undefined && next.at <= this.now) {
-        this.queue.shift();
-        this.counters.delivered[next.to === 1 ? 0 : 1]!++;
-        this.stacks[next.to].input(next.packet, this.now);
+      if (t > this.now) this.now = t;
+      const now = this.now;
+      this.steps++;
+      if (arrival <= now) {
+        const to = heap.peekTo();
+        const packet = heap.peekPacket();
+        heap.pop();
+        this.counters.delivered[to === 1 ? 0 : 1]++;
+        this.stacks[to].input(packet, now);
       }
-      if (d0 <= this.now) this.stacks[0].poll(this.now);
-      if (d1 <= this.now) this.stacks[1].poll(this.now);
-      afterEach();
-      this.flush();
+      if (d0 <= now) s0.poll(now);
+      if (d1 <= now) s1.poll(now);
+      this.deliverEvents(handlers);
+      if (s0.tcp.hasOutput()) s0.flush(now);
+      if (s1.tcp.hasOutput()) s1.flush(now);
     }
     return this.now;
+  }
+
+  private deliverEvents(handlers: [TcpEventHandler, TcpEventHandler]): void {
+    for (let i = 0; i < 2; i++) {
+      const tcp = this.stacks[i]!.tcp;
+      if (!tcp.hasEvents()) continue;
+      // Owner calls use the layer's time.
+      tcp.now = this.now;
+      tcp.takeEvents(handlers[i]!);
+    }
   }
 }
