@@ -75,10 +75,12 @@ function retransmitTimeout(c: TcpConnection, now: number): void {
   c.rttSeq = -1;
   c.sndNxt = c.sndUna;
   c.highRxt = c.sndUna;
-  c.rtxAt = now + c.rtt.rtoMs;
   // RFC 6675 §5.1 (RFC 6582 §4 without SACK): no new recovery until everything sent before the
   // timeout is acknowledged; the go-back-N resend repairs those losses (Linux's Loss state).
   c.recoveryPoint = c.sndMax;
+  // The next timeout no later than the user timeout, so the abort comes on time rather than up to
+  // a backed-off RTO late (Linux's tcp_clamp_rto_to_user_timeout).
+  c.rtxAt = Math.min(now + c.rtt.rtoMs, c.lastProgressAt + cfg.userTimeoutMs);
   c.ctx.wantOutput(c);
 }
 
