@@ -94,9 +94,11 @@ export class TcpLayer implements TransportHandler, TcpContext {
     const key = tupleKey(info.src, seg.srcPort, info.dst, seg.dstPort);
     const c = this.table.get(key);
     if (c !== undefined) {
-      // RFC 6191 / Linux: a SYN for a four-tuple in TIME-WAIT with a higher sequence number
-      // starts a new connection.
-      if (c.state === 'TIME-WAIT' && seg.syn && !seg.ack && !seg.rst && seqGt(seg.seqNumber, c.rcvNxt)) {
+      // RFC 6191 / Linux (tcp_timewait_state_process): a SYN for a four-tuple in TIME-WAIT with a
+      // higher sequence number, or a newer timestamp, starts a new connection.
+      const newer =
+        seqGt(seg.seqNumber, c.rcvNxt) || (c.tsOk && opts.hasTimestamp && seqGt(opts.tsVal, c.tsRecent));
+      if (c.state === 'TIME-WAIT' && seg.syn && !seg.ack && !seg.rst && newer) {
         c.close(undefined);
         return this.listen(info, seg, key, now);
       }
