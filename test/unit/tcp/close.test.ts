@@ -41,6 +41,22 @@ describe('the peer closes first (passive close)', () => {
     p.expectNoSegment();
   });
 
+  it('acknowledges a retransmitted FIN in CLOSE-WAIT and LAST-ACK', () => {
+    const p = TcpPeer.create();
+    const iss = p.handshake();
+    p.send({ flags: 'fin|ack' });
+    p.expectSegment({ flags: 'ack', ack: 102 });
+    p.advance(200);
+    p.send({ flags: 'fin|ack', seq: 101 });
+    p.expectSegment({ flags: 'ack', seq: iss + 1, ack: 102 });
+    expect(p.state).toBe('CLOSE-WAIT');
+    p.appShutdown();
+    p.expectSegment({ flags: 'fin|ack', seq: iss + 1 });
+    p.send({ flags: 'fin|ack', seq: 101, ack: iss + 1 });
+    p.expectSegment({ flags: 'ack', seq: iss + 2, ack: 102 });
+    expect(p.state).toBe('LAST-ACK');
+  });
+
   it('ignores data the peer sends after its FIN', () => {
     const p = TcpPeer.create();
     p.handshake();
@@ -138,6 +154,31 @@ describe('the app closes first (active close)', () => {
   });
 });
 
+describe('closing before the handshake completes', () => {
+  it('queues data and FIN written in SYN-RECEIVED until the last ACK', () => {
+    const p = TcpPeer.create();
+    p.send({ flags: 'syn', seq: 100, mss: 1460 });
+    const iss = p.expectSegment({ flags: 'syn|ack' }).seq;
+    p.app((c) => {
+      c.write(new TextEncoder().encode('banner'), false);
+      c.shutdown();
+    });
+    p.expectNoSegment();
+    expect(p.state).toBe('SYN-RECEIVED');
+    p.send({ flags: 'ack', ack: iss + 1 });
+    p.expectSegment({ flags: 'fin|psh|ack', seq: iss + 1, data: 'banner' });
+    expect(p.state).toBe('FIN-WAIT-1');
+  });
+
+  it('aborts silently when shut down while the decision is pending', () => {
+    const p = TcpPeer.create({ accept: 'manual' });
+    p.send({ flags: 'syn', seq: 100 });
+    p.appShutdown();
+    p.expectNoSegment();
+    expect(p.state).toBe('CLOSED');
+  });
+});
+
 describe('simultaneous close (RFC 9293 §3.6 case 2)', () => {
   it('FIN-WAIT-1 → CLOSING → TIME-WAIT', () => {
     const p = TcpPeer.create();
@@ -222,6 +263,34 @@ describe('TIME-WAIT', () => {
     p.send({ flags: 'ack' });
     expect(p.state).toBe('ESTABLISHED');
     expect(p.stack.tcp.size).toBe(1);
+  });
+
+  it('starts a new connection on a SYN with a lower sequence number but a newer timestamp (RFC 6191 §2, Linux)', () => {
+    const p = TcpPeer.create({ stack: { tcp: { timeWaitMs: 60_000 } } });
+    const iss = p.handshake({ mss: 1460, ts: [5000, 0] });
+    p.appShutdown();
+    p.expectSegment({ flags: 'fin|ack' });
+    p.send({ flags: 'fin|ack', ack: iss + 2 });
+    p.expectSegment({ flags: 'ack' });
+    expect(p.state).toBe('TIME-WAIT');
+    const old = p.conn!;
+    p.advance(100);
+    p.send({ flags: 'syn', seq: 50, mss: 1460, ts: [6000, 0] });
+    expect(old.state).toBe('CLOSED');
+    p.expectSegment({ flags: 'syn|ack', ack: 51 });
+    expect(p.state).toBe('SYN-RECEIVED');
+  });
+
+  it('answers a SYN with an old sequence number and an old timestamp with an ACK', () => {
+    const p = TcpPeer.create({ stack: { tcp: { timeWaitMs: 60_000 } } });
+    const iss = p.handshake({ mss: 1460, ts: [5000, 0] });
+    p.appShutdown();
+    p.expectSegment({ flags: 'fin|ack' });
+    p.send({ flags: 'fin|ack', ack: iss + 2 });
+    p.expectSegment({ flags: 'ack' });
+    p.send({ flags: 'syn', seq: 50, mss: 1460, ts: [5000, 0] });
+    p.expectSegment({ flags: 'ack', ack: 102 });
+    expect(p.state).toBe('TIME-WAIT');
   });
 
   it('answers a SYN with an old sequence number with an ACK and stays', () => {
