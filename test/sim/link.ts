@@ -232,19 +232,26 @@ export class SimLink {
   /**
    * Runs events until `until()` is true, nothing is left to do, or `maxMs` of virtual time pass.
    * After each event the owners' events go to `handlers[i]` for stack i (the test's application
-   * reads and writes there), then stacks with output are flushed. Returns the virtual time.
+   * reads and writes there), then stacks with output are flushed. `tick`, when given, also runs
+   * every `everyMs` (an application timer, e.g. a paced reader). Returns the virtual time.
    */
-  run(until: () => boolean, maxMs: number, handlers: [TcpEventHandler, TcpEventHandler]): number {
+  run(
+    until: () => boolean,
+    maxMs: number,
+    handlers: [TcpEventHandler, TcpEventHandler],
+    tick?: { everyMs: number; fn: () => void },
+  ): number {
     const end = this.now + maxMs;
     const heap = this.heap;
     const [s0, s1] = this.stacks;
+    let nextTick = tick === undefined ? Number.POSITIVE_INFINITY : this.now + tick.everyMs;
     this.deliverEvents(handlers);
     this.flush();
     for (let guard = 0; guard < 100_000_000 && !until(); guard++) {
       const arrival = heap.peekAt();
       const d0 = s0.nextDeadline() ?? Number.POSITIVE_INFINITY;
       const d1 = s1.nextDeadline() ?? Number.POSITIVE_INFINITY;
-      const t = Math.min(arrival, d0, d1);
+      const t = Math.min(arrival, d0, d1, nextTick);
       if (t === Number.POSITIVE_INFINITY || t > end) {
         this.now = Math.min(end, t);
         break;
@@ -261,6 +268,12 @@ export class SimLink {
       }
       if (d0 <= now) s0.poll(now);
       if (d1 <= now) s1.poll(now);
+      if (tick !== undefined && nextTick <= now) {
+        nextTick += tick.everyMs;
+        s0.tcp.now = now;
+        s1.tcp.now = now;
+        tick.fn();
+      }
       this.deliverEvents(handlers);
       if (s0.tcp.hasOutput()) s0.flush(now);
       if (s1.tcp.hasOutput()) s1.flush(now);

@@ -38,6 +38,17 @@ describe('simulated link: loss, duplication, reordering', () => {
     }, 240_000);
   }
 
+  it('moves 8 MiB each way over IPv6 (fd00::/8), byte-exact', () => {
+    runAndCheck('lossy IPv6 8 MiB', {
+      seed: 9,
+      bytes: 8 * MIB,
+      impair: [LOSSY, LOSSY],
+      options: options('cubic'),
+      maxMs: 3_600_000,
+      ipv6: true,
+    });
+  }, 60_000);
+
   it('gives the same virtual times and counters from the same seed', () => {
     expectReproducible('lossy 8 MiB', {
       seed: 8,

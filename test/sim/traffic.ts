@@ -13,12 +13,16 @@ import { TcpEvent } from '../../src/stack/tcp/state.js';
 import { parseAddress } from '../../src/stack/wire/address.js';
 import { type LinkCounters, type LinkImpairment, SimLink } from './link.js';
 
-const CLIENT = parseAddress('198.18.0.1')!;
-const SERVER = parseAddress('198.18.9.9')!;
+const CLIENT4 = parseAddress('198.18.0.1')!;
+const SERVER4 = parseAddress('198.18.9.9')!;
+const CLIENT6 = parseAddress('fd00::1')!;
+const SERVER6 = parseAddress('fd00:9::9')!;
 const CLIENT_PORT = 40000;
 const SERVER_PORT = 80;
 /** Size of a generated block (and the largest write). */
 const BLOCK = 64 * 1024;
+/** How often a paced reader wakes up, in virtual ms. */
+const READER_TICK_MS = 10;
 
 /**
  * A deterministic byte stream of `total` bytes from `seed` (xorshift32 words), handed out in views
@@ -130,8 +134,22 @@ class Endpoint {
   /** When the peer's FIN was read, all its bytes before it (virtual ms). */
   readDoneAt = 0;
 
-  constructor(seed: number, bytes: number) {
+  /** Paced reading: bytes the reader may take now, refilled at `readBytesPerMs`. */
+  private budget = 0;
+  private budgetAt = 0;
+
+  constructor(
+    seed: number,
+    bytes: number,
+    /** Read at most this many bytes per ms (a slow application); unlimited when undefined. */
+    private readonly readBytesPerMs: number | undefined,
+  ) {
     this.source = new StreamSource(seed, bytes);
+  }
+
+  /** The paced reader's timer: read what the budget allows. */
+  onTick(now: number): void {
+    if (this.conn !== undefined && this.conn.readableLength > 0) this.drain(this.conn, now);
   }
 
   onEvents(c: TcpConnection, bits: number, now: number): void {
@@ -159,10 +177,19 @@ class Endpoint {
   }
 
   private drain(c: TcpConnection, now: number): void {
+    const rate = this.readBytesPerMs;
+    if (rate !== undefined) {
+      // A burst of at most 64 KiB: the reader wakes up, takes what it may, and sleeps again.
+      this.budget = Math.min(this.budget + (now - this.budgetAt) * rate, BLOCK);
+      this.budgetAt = now;
+    }
     for (;;) {
-      const chunk = c.read(1 << 20);
+      const max = rate === undefined ? 1 << 20 : Math.floor(this.budget);
+      if (max < 1) break;
+      const chunk = c.read(max);
       if (chunk === undefined) break;
       this.received.update(chunk);
+      if (rate !== undefined) this.budget -= chunk.length;
     }
     if (c.readEnded && !this.readEnded) {
       this.readEnded = true;
@@ -182,6 +209,10 @@ export interface TransferOptions {
   options?: [StackOptions, StackOptions];
   /** Virtual time limit in ms. */
   maxMs: number;
+  /** Run over IPv6 (fd00::/8) instead of IPv4 (198.18.0.0/15). */
+  ipv6?: boolean;
+  /** Pace the client's and the server's reading (bytes per ms; undefined reads at once). */
+  readBytesPerMs?: [number | undefined, number | undefined];
 }
 
 /** One direction's outcome. */
@@ -218,14 +249,28 @@ export function runTransfer(o: TransferOptions): TransferResult {
   const link = new SimLink(o.seed, o.impair, o.options);
   const [clientStack, serverStack] = link.stacks;
   serverStack.tcp.listening = true;
-  const client = new Endpoint(o.seed * 2 + 1, o.bytes);
-  const server = new Endpoint(o.seed * 2 + 2, o.bytes);
-  client.conn = clientStack.tcp.connect(CLIENT, CLIENT_PORT, SERVER, SERVER_PORT, 0);
-  const done = () => client.closed && server.closed;
-  const finishMs = link.run(done, o.maxMs, [
-    (c, bits) => client.onEvents(c, bits, link.now),
-    (c, bits) => server.onEvents(c, bits, link.now),
-  ]);
+  const pace = o.readBytesPerMs ?? [undefined, undefined];
+  const client = new Endpoint(o.seed * 2 + 1, o.bytes, pace[0]);
+  const server = new Endpoint(o.seed * 2 + 2, o.bytes, pace[1]);
+  const [local, remote] = o.ipv6 === true ? [CLIENT6, SERVER6] : [CLIENT4, SERVER4];
+  client.conn = clientStack.tcp.connect(local, CLIENT_PORT, remote, SERVER_PORT, 0);
+  // A slow reader may still be reading after its connection closed (the bytes stay readable).
+  const done = () => client.closed && server.closed && client.readEnded && server.readEnded;
+  const paced = pace[0] !== undefined || pace[1] !== undefined;
+  const finishMs = link.run(
+    done,
+    o.maxMs,
+    [(c, bits) => client.onEvents(c, bits, link.now), (c, bits) => server.onEvents(c, bits, link.now)],
+    paced
+      ? {
+          everyMs: READER_TICK_MS,
+          fn: () => {
+            client.onTick(link.now);
+            server.onTick(link.now);
+          },
+        }
+      : undefined,
+  );
   const direction = (from: Endpoint, to: Endpoint): DirectionResult => {
     const ms = to.readEnded ? to.readDoneAt : finishMs;
     const bytes = to.received.bytes;
