@@ -7,11 +7,12 @@ import { expect } from 'vitest';
 import { describeTransfer, runTransfer, type TransferOptions, type TransferResult } from './traffic.js';
 
 /** Every byte arrived intact both ways, both sides read the peer's FIN and closed without error. */
-export function expectDelivered(r: TransferResult, bytes: number): void {
-  for (const d of r.directions) {
-    expect(d.bytes).toBe(bytes);
-    expect(d.intact).toBe(true);
-  }
+export function expectDelivered(r: TransferResult, o: TransferOptions): void {
+  const [up, down] = r.directions;
+  expect(up.bytes).toBe(o.bytes);
+  expect(down.bytes).toBe(o.bytesBack ?? o.bytes);
+  expect(up.intact).toBe(true);
+  expect(down.intact).toBe(true);
   expect(r.closedCleanly).toBe(true);
   for (const s of r.stats) {
     // Segments fit the MTU even with SACK blocks (RFC 9293 §3.7.1).
@@ -40,8 +41,8 @@ export function expectReproducible(name: string, o: TransferOptions): void {
   const a = runTransfer(o);
   const b = runTransfer(o);
   console.log(describeTransfer(`${name} (run 1 of 2)`, a));
-  expectDelivered(a, o.bytes);
-  expectDelivered(b, o.bytes);
+  expectDelivered(a, o);
+  expectDelivered(b, o);
   expect(fingerprint(b)).toEqual(fingerprint(a));
 }
 
@@ -49,6 +50,6 @@ export function expectReproducible(name: string, o: TransferOptions): void {
 export function runAndCheck(name: string, o: TransferOptions): TransferResult {
   const r = runTransfer(o);
   console.log(describeTransfer(name, r));
-  expectDelivered(r, o.bytes);
+  expectDelivered(r, o);
   return r;
 }

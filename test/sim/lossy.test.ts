@@ -49,6 +49,27 @@ describe('simulated link: loss, duplication, reordering', () => {
     });
   }, 60_000);
 
+  it('moves 16 MiB one way to a server that half-closed at once, and back', () => {
+    // The server sends nothing and its FIN first: the client keeps sending in CLOSE-WAIT.
+    runAndCheck('lossy one way 16 MiB', {
+      seed: 10,
+      bytes: 16 * MIB,
+      bytesBack: 0,
+      impair: [LOSSY, LOSSY],
+      options: options('newreno'),
+      maxMs: 3_600_000,
+    });
+    // The other way round: the client half-closes at once and only reads.
+    runAndCheck('lossy other way 16 MiB', {
+      seed: 10,
+      bytes: 0,
+      bytesBack: 16 * MIB,
+      impair: [LOSSY, LOSSY],
+      options: options('cubic'),
+      maxMs: 3_600_000,
+    });
+  }, 60_000);
+
   it('gives the same virtual times and counters from the same seed', () => {
     expectReproducible('lossy 8 MiB', {
       seed: 8,

@@ -201,8 +201,10 @@ class Endpoint {
 /** What one simulated transfer is. */
 export interface TransferOptions {
   seed: number;
-  /** Bytes each way (client → server and server → client, at once). */
+  /** Bytes client → server, and server → client at the same time unless `bytesBack` says otherwise. */
   bytes: number;
+  /** Bytes server → client (0: the server only reads, and sends its FIN at once). */
+  bytesBack?: number;
   /** Impairments of client → server and server → client. */
   impair: [LinkImpairment, LinkImpairment];
   /** Options of the client's and the server's stacks. */
@@ -251,7 +253,7 @@ export function runTransfer(o: TransferOptions): TransferResult {
   serverStack.tcp.listening = true;
   const pace = o.readBytesPerMs ?? [undefined, undefined];
   const client = new Endpoint(o.seed * 2 + 1, o.bytes, pace[0]);
-  const server = new Endpoint(o.seed * 2 + 2, o.bytes, pace[1]);
+  const server = new Endpoint(o.seed * 2 + 2, o.bytesBack ?? o.bytes, pace[1]);
   const [local, remote] = o.ipv6 === true ? [CLIENT6, SERVER6] : [CLIENT4, SERVER4];
   client.conn = clientStack.tcp.connect(local, CLIENT_PORT, remote, SERVER_PORT, 0);
   // A slow reader may still be reading after its connection closed (the bytes stay readable).
@@ -276,7 +278,7 @@ export function runTransfer(o: TransferOptions): TransferResult {
     const bytes = to.received.bytes;
     return {
       bytes,
-      intact: bytes === o.bytes && from.source.hash.digest('hex') === to.received.digest(),
+      intact: bytes === from.source.total && from.source.hash.digest('hex') === to.received.digest(),
       ms,
       mbPerSec: bytes / 1000 / Math.max(ms, 1e-9),
     };
@@ -297,9 +299,9 @@ export function runTransfer(o: TransferOptions): TransferResult {
 export function describeTransfer(name: string, r: TransferResult): string {
   const [up, down] = r.directions;
   const [cs, ss] = r.stats;
-  const mb = (up.bytes / 1e6).toFixed(0);
+  const mb = (d: DirectionResult) => (d.bytes / 1e6).toFixed(1);
   return (
-    `${name}: ${mb} MB each way; c→s ${up.mbPerSec.toFixed(2)} MB/s, s→c ${down.mbPerSec.toFixed(2)} MB/s ` +
+    `${name}: c→s ${mb(up)} MB at ${up.mbPerSec.toFixed(2)} MB/s, s→c ${mb(down)} MB at ${down.mbPerSec.toFixed(2)} MB/s ` +
     `(virtual ${(r.finishMs / 1000).toFixed(2)} s, wall ${(r.wallMs / 1000).toFixed(1)} s, ${r.steps} events); ` +
     `retransmits c ${cs.tcpRetransmits} / s ${ss.tcpRetransmits}, fast c ${cs.tcpFastRetransmits} / s ${ss.tcpFastRetransmits}, ` +
     `timeouts c ${cs.tcpTimeouts} / s ${ss.tcpTimeouts}; link lost ${r.link.lost.join('/')}, ` +
