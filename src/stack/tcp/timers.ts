@@ -24,6 +24,15 @@ export function runTimers(c: TcpConnection, now: number): void {
   if (c.persistAt <= now) {
     c.persistAt = NEVER;
     if (c.sndWnd === 0 && c.state !== 'TIME-WAIT') {
+      if (now - c.lastReceiveAt >= c.ctx.config.userTimeoutMs) {
+        // Probes unanswered for the user timeout: the peer is gone. Without this a vanished peer
+        // that last offered a zero window would be probed forever (Linux's tcp_probe_timer aborts
+        // too, after tcp_retries2 unanswered probes or the user timeout).
+        sendAbortReset(c);
+        c.ctx.stats.drop('tcp-persist-timeout');
+        c.close('ETIMEDOUT');
+        return;
+      }
       sendProbe(c, now);
       c.probes++;
       armPersist(c, now);
