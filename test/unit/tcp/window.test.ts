@@ -55,6 +55,37 @@ describe("the peer's zero window: persist timer (RFC 9293 §3.8.6.1)", () => {
     p.expectNoSegment();
   });
 
+  it('gives up on a peer that answers no probe for userTimeoutMs (Linux: tcp_probe_timer)', () => {
+    const p = TcpPeer.create({ stack: { tcp: { userTimeoutMs: 10_000 } } });
+    const una = (p.handshake({ mss: 1000 }) + 1) >>> 0;
+    p.send({ window: 0 });
+    p.appWrite('stuck');
+    // Probes at 1, 3 and 7 s after the last segment from the peer; at 15 s it has been silent
+    // for more than the user timeout: RST and ETIMEDOUT instead of a fourth probe.
+    for (const gap of [1000, 2000, 4000]) {
+      p.advance(gap);
+      p.expectSegment({ flags: 'ack', seq: una - 1, len: 0 });
+    }
+    p.advance(8000);
+    p.expectSegment({ flags: 'rst|ack', seq: una });
+    expect(p.state).toBe('CLOSED');
+    expect(p.conn!.error).toBe('ETIMEDOUT');
+    expect(p.drops('tcp-persist-timeout')).toBe(1);
+  });
+
+  it('keeps probing as long as the peer answers, past userTimeoutMs', () => {
+    const p = TcpPeer.create({ stack: { tcp: { userTimeoutMs: 10_000, maxRtoMs: 4000 } } });
+    const una = (p.handshake({ mss: 1000 }) + 1) >>> 0;
+    p.send({ window: 0 });
+    p.appWrite('wait');
+    for (let t = 0; t < 60_000; t += 4000) {
+      p.advance(4000);
+      for (const s of p.segments()) expect(s.seq).toBe(una - 1);
+      p.send({ window: 0 });
+    }
+    expect(p.state).toBe('ESTABLISHED');
+  });
+
   it('resumes when a probe is answered with an open window', () => {
     const { p, una } = open();
     p.appWrite(pattern(2000));
