@@ -4,7 +4,7 @@
  *
  * Sums are kept as folded 16-bit one's-complement sums in network byte order, so partial sums of
  * consecutive even-length regions compose with `addSums` (RFC 1071 §2(A), associativity). The hot
- * loop adds 32-bit words through a Uint32Array view: RFC 1071 §2(B) lets the sum be computed in
+ * loop adds 32-bit words through an Int32Array view: RFC 1071 §2(B) lets the sum be computed in
  * the machine's byte order and swapped once at the end.
  */
 
@@ -44,13 +44,29 @@ export function sum16(bytes: Uint8Array, initial = 0): number {
   // Align to 4 bytes: with an even offset at most one leading 16-bit word is summed by hand.
   const head = (off & 3) === 0 ? 0 : 2;
   const words = (n - head) >>> 2;
-  const u32 = new Uint32Array(bytes.buffer, off + head, words);
+  // Int32Array loads stay small integers in V8 (a Uint32Array load above 2^31 becomes a heap
+  // number); a negative word x stands for x + 2^32, so each one adds 2^32 back.
+  const i32 = new Int32Array(bytes.buffer, off + head, words);
   let le = 0;
   for (let start = 0; start < words; start += WORDS_PER_CHUNK) {
     const end = Math.min(words, start + WORDS_PER_CHUNK);
-    let acc = 0;
-    for (let k = start; k < end; k++) acc += u32[k]!;
-    le = fold(le + fold(acc));
+    let a = 0;
+    let b = 0;
+    let negatives = 0;
+    let k = start;
+    for (; k + 1 < end; k += 2) {
+      const x = i32[k]!;
+      const y = i32[k + 1]!;
+      a += x;
+      b += y;
+      negatives += (x >>> 31) + (y >>> 31);
+    }
+    if (k < end) {
+      const x = i32[k]!;
+      a += x;
+      negatives += x >>> 31;
+    }
+    le = fold(le + fold(a + b + negatives * 0x100000000));
   }
   const body = swap16(le);
   const rest = sumBytes(bytes, head + words * 4, n);
