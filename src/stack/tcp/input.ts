@@ -200,7 +200,7 @@ function synSent(c: TcpConnection, seg: TcpSegment, opts: TcpOptions, now: numbe
   if (c.retransmits === 0) {
     const sample = rttSample(c, opts, now);
     if (sample !== undefined) c.rtt.sample(sample);
-  }
+  } else c.rtt.resetForData(); // RFC 6298 §5.7: 3 s after a retransmitted SYN left no sample
   c.state = 'ESTABLISHED';
   c.retransmits = 0;
   c.rtxAt = NEVER;
@@ -226,7 +226,7 @@ function establish(c: TcpConnection, seg: TcpSegment, opts: TcpOptions, now: num
   if (c.retransmits === 0) {
     const sample = rttSample(c, opts, now);
     if (sample !== undefined) c.rtt.sample(sample);
-  }
+  } else c.rtt.resetForData(); // RFC 6298 §5.7: 3 s after a retransmitted SYN left no sample
   c.retransmits = 0;
   c.rtxAt = NEVER;
   c.lastProgressAt = now;
