@@ -40,6 +40,20 @@ describe('TCP retransmission timer (RFC 6298)', () => {
     expect(p.stack.stats.tcpRetransmits).toBe(1);
   });
 
+  it('uses 3 s for data after a retransmitted SYN-ACK left no RTT sample (§5.7)', () => {
+    const p = TcpPeer.create();
+    p.send({ flags: 'syn', mss: 1000 });
+    const synAck = p.expectSegment({ flags: 'syn|ack' });
+    p.advance(1000);
+    p.expectSegment({ flags: 'syn|ack', seq: synAck.seq });
+    p.send({ ack: synAck.seq + 1 });
+    expect(p.state).toBe('ESTABLISHED');
+    expect(rto(p)).toBe(3000);
+    p.appWrite('x');
+    p.expectSegment({ seq: synAck.seq + 1, len: 1 });
+    expectRetransmitAfter(p, 3000, synAck.seq + 1, 1);
+  });
+
   it('computes SRTT + 4*RTTVAR from measured RTTs (§2.2, §2.3)', () => {
     const { p, una } = open();
     p.appWrite('a');
