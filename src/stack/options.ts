@@ -38,8 +38,10 @@ export interface TcpConfig {
   readonly synDecisionTimeoutMs: number;
   /** SYN-ACK retransmissions before a half-open connection is dropped. Default 5 (Linux's tcp_synack_retries). */
   readonly synAckRetries: number;
-  /** Send buffer per connection in bytes (written, not yet acknowledged). Default 256 KiB. */
+  /** Initial send buffer per connection in bytes (written, not yet acknowledged). Default 256 KiB. */
   readonly sendBufferBytes: number;
+  /** Largest send buffer auto-tuning may grow to (two congestion windows). Default 4 MiB (Linux's tcp_wmem max). */
+  readonly sendBufferMaxBytes: number;
   /** Initial receive buffer per connection in bytes: the first advertised window. Default 128 KiB (Linux's tcp_rmem default). */
   readonly recvBufferBytes: number;
   /** Largest receive buffer auto-tuning may grow to (RFC 7323 §1.1 bandwidth-delay product). Default 4 MiB. */
@@ -86,6 +88,7 @@ export const DEFAULT_TCP_CONFIG: TcpConfig = Object.freeze({
   synDecisionTimeoutMs: 30_000,
   synAckRetries: 5,
   sendBufferBytes: 256 * 1024,
+  sendBufferMaxBytes: 4 * 1024 * 1024,
   recvBufferBytes: 128 * 1024,
   recvBufferMaxBytes: 4 * 1024 * 1024,
   maxOutOfOrderSegments: 1024,
@@ -156,6 +159,7 @@ export function resolveTcpConfig(options: Partial<TcpConfig> = {}): TcpConfig {
   integer('tcp.synDecisionTimeoutMs', o.synDecisionTimeoutMs, 1, 600_000);
   integer('tcp.synAckRetries', o.synAckRetries, 0, 20);
   integer('tcp.sendBufferBytes', o.sendBufferBytes, 1024, 1 << 30);
+  integer('tcp.sendBufferMaxBytes', o.sendBufferMaxBytes, o.sendBufferBytes, 1 << 30);
   integer('tcp.recvBufferBytes', o.recvBufferBytes, 1024, 1 << 30);
   integer('tcp.recvBufferMaxBytes', o.recvBufferMaxBytes, o.recvBufferBytes, 1 << 30);
   integer('tcp.maxOutOfOrderSegments', o.maxOutOfOrderSegments, 0, 1 << 20);

@@ -13,6 +13,8 @@ import { canReceive, NEVER, TcpEvent } from './state.js';
 
 /** RFC 7323 §5.5: TS.Recent older than 24 days is invalid for PAWS. */
 const PAWS_IDLE_MS = 24 * 24 * 3600 * 1000;
+/** Ticks of TSval a segment may lag TS.Recent and still pass PAWS (Linux's TCP_PAWS_WINDOW). */
+const PAWS_WINDOW = 1;
 /** RFC 5681 §3.2 DupThresh. */
 const DUP_THRESH = 3;
 
@@ -49,8 +51,9 @@ export function segmentArrives(
   }
 
   // RFC 7323 §5.3 PAWS: a segment with an older timestamp is a duplicate from an old incarnation.
+  // Linux tolerates one tick (TCP_PAWS_WINDOW = 1) so slightly reordered segments survive; we match.
   if (c.tsOk && opts.hasTimestamp && !seg.rst) {
-    if (seqLt(opts.tsVal, c.tsRecent) && now - c.tsRecentAt < PAWS_IDLE_MS) {
+    if (seqSub(c.tsRecent, opts.tsVal) > PAWS_WINDOW && now - c.tsRecentAt < PAWS_IDLE_MS) {
       c.ackNow = true;
       c.ctx.wantOutput(c);
       return 'tcp-paws';
@@ -314,6 +317,13 @@ function processAck(c: TcpConnection, seg: TcpSegment, opts: TcpOptions, now: nu
       }
     } else {
       c.cc.onAck(acked, now, sample, flight);
+      // Send-buffer auto-tuning (Linux's tcp_sndbuf_expand): room for two congestion windows,
+      // up to sendBufferMaxBytes, so the buffer never caps a long fat path.
+      const want = Math.min(c.ctx.config.sendBufferMaxBytes, 2 * c.cc.cwnd);
+      if (want > c.sendBuffer.capacity) {
+        c.sendBuffer.capacity = want;
+        ctx.notify(c, TcpEvent.WRITABLE);
+      }
     }
     c.dupAcks = 0;
     c.retransmits = 0;

@@ -77,7 +77,8 @@ function retransmitTimeout(c: TcpConnection, now: number): void {
   c.rtt.backoff();
   c.cc.onRetransmitTimeout(now, seqSub(c.sndMax, c.sndUna));
   c.ctx.stats.tcpTimeouts++;
-  // Linux clears SACK state on RTO (tcp_enter_loss); RFC 6675 §5.1 allows either.
+  // We forget SACK state on RTO and resend from SND.UNA (RFC 2018 §8 allows it). Linux keeps
+  // SACKed marks unless the receiver reneged, sparing resends of SACKed data: a later refinement.
   c.scoreboard.reset();
   c.inRecovery = false;
   c.dupAcks = 0;

@@ -21,7 +21,7 @@ function pawsPeer(): { p: TcpPeer; iss: number } {
 describe('PAWS (RFC 7323 §5.3)', () => {
   it('drops data with a TSval older than TS.Recent and answers with an ACK', () => {
     const { p, iss } = pawsPeer();
-    p.send({ flags: 'psh|ack', data: 'old', ts: [4999, 0] });
+    p.send({ flags: 'psh|ack', data: 'old', ts: [4998, 0] });
     const ack = p.expectSegment({ flags: 'ack', seq: iss + 1, ack: 101, ts: true });
     // The ACK echoes TS.Recent, not the rejected TSval.
     expect(ack.ts![1]).toBe(5000);
@@ -31,6 +31,13 @@ describe('PAWS (RFC 7323 §5.3)', () => {
     p.send({ flags: 'psh|ack', seq: 101, data: 'new', ts: [5001, 0] });
     p.expectSegment({ flags: 'ack', ack: 104 });
     expect(p.conn!.readableLength).toBe(3);
+  });
+
+  it('tolerates a TSval one tick older than TS.Recent, as Linux (TCP_PAWS_WINDOW)', () => {
+    const { p } = pawsPeer();
+    p.send({ flags: 'psh|ack', data: 'late', ts: [4999, 0] });
+    p.expectSegment({ flags: 'ack', ack: 105 });
+    expect(p.drops('tcp-paws')).toBe(0);
   });
 
   it('takes a TSval equal to TS.Recent', () => {
