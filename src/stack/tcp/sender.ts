@@ -207,9 +207,10 @@ function armRetransmit(c: TcpConnection, now: number): void {
 
 /**
  * Sends what the state, the windows and Nagle allow: recovery retransmissions first, then new
- * data and our FIN, then a pure ACK if one is owed and nothing carried it.
+ * data and our FIN, then a pure ACK if one is owed and nothing carried it. `override` (the
+ * persist timer) sends a segment smaller than sender SWS avoidance would wait for.
  */
-export function sendPending(c: TcpConnection, now: number): void {
+export function sendPending(c: TcpConnection, now: number, override = false): void {
   const state = c.state;
   if (state === 'SYN-PENDING' || state === 'CLOSED') return;
   if (state === 'SYN-RECEIVED' || state === 'SYN-SENT' || state === 'TIME-WAIT') {
@@ -245,7 +246,13 @@ export function sendPending(c: TcpConnection, now: number): void {
       // is at least half the largest window the peer offered.
       const all = length === unsent;
       const nagleAllows = c.noDelay || inFlight === 0 || fin;
-      if (!(all && nagleAllows) && length < c.maxSndWnd / 2) break;
+      if (!override && !(all && nagleAllows) && length < c.maxSndWnd / 2) {
+        // Held back by the peer's small window with nothing in flight: no ACK will come to
+        // release it, so the persist timer is the override timeout of RFC 9293 §3.8.6.2.1 and
+        // then sends what fits (Linux: tcp_check_probe_timer, then tcp_write_wakeup).
+        if (inFlight === 0) armPersist(c, now);
+        break;
+      }
     }
     const retransmission = seqLt(c.sndNxt, c.sndMax);
     // Nothing was outstanding: the user timeout (RFC 9293 §3.8.3 R2) counts from this send, not

@@ -5,7 +5,15 @@
  */
 import { seqSub } from '../wire/seq.js';
 import type { TcpConnection } from './connection.js';
-import { armPersist, sendAbortReset, sendAck, sendProbe, sendSyn, sendSynAck } from './sender.js';
+import {
+  armPersist,
+  sendAbortReset,
+  sendAck,
+  sendPending,
+  sendProbe,
+  sendSyn,
+  sendSynAck,
+} from './sender.js';
 import { isSynchronized, NEVER } from './state.js';
 
 /** Runs every timer of `c` that is due at `now`. */
@@ -36,6 +44,9 @@ export function runTimers(c: TcpConnection, now: number): void {
       sendProbe(c, now);
       c.probes++;
       armPersist(c, now);
+    } else if (c.state !== 'TIME-WAIT') {
+      // The window is open but smaller than sender SWS avoidance waits for: send what fits.
+      sendPending(c, now, true);
     }
   }
   if (c.delackAt <= now) {
