@@ -101,6 +101,25 @@ describe("the peer's zero window: persist timer (RFC 9293 §3.8.6.1)", () => {
     expect(p.segments().map((s) => s.payload.length)).toEqual([1000, 1000, 1000]);
   });
 
+  it('sends what a window smaller than an MSS allows after the persist timeout (§3.8.6.2.1)', () => {
+    const { p, una } = open();
+    p.send({ window: 500 });
+    p.appWrite(pattern(2000));
+    // 500 bytes is below a full segment and below half the largest window (65535): sender SWS
+    // avoidance waits, and with nothing in flight only the override timeout releases it.
+    p.expectNoSegment();
+    p.advance(999);
+    p.expectNoSegment();
+    p.advance(1);
+    p.expectSegment({ seq: una, len: 500 });
+    p.expectNoSegment();
+    p.send({ ack: una + 500, window: 65535 });
+    p.expectSegment({ seq: una + 500, len: 1000 });
+    p.expectNoSegment(); // the 500-byte tail waits for that ACK (Nagle)
+    p.send({ ack: una + 1500, window: 65535 });
+    p.expectSegment({ seq: una + 1500, len: 500 });
+  });
+
   it('keeps data within a window that shrank to zero with data in flight', () => {
     const { p, una } = open();
     p.appWrite(pattern(3000));
