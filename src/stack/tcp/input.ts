@@ -411,7 +411,9 @@ function receiveData(
   }
   if (c.peerFinSeq !== -1 && c.rcvNxt === c.peerFinSeq) receiveFin(c, now);
   c.ctx.notify(c, TcpEvent.READABLE);
-  // RFC 9293 §3.8.6.3: ACK at least every second full-sized segment, else within the delay.
+  // RFC 9293 §3.8.6.3: ACK at least every second full-sized segment, else within the delay. A
+  // segment under half an MSS is ACKed at once: its sender is likely a Nagle-ing writer waiting
+  // for this ACK to send more (Linux gets the same effect from its quick-ACK mode).
   if (++c.unackedSegments >= 2 || payload.length < c.rcvMss / 2) c.ackNow = true;
   if (c.ackNow) c.ctx.wantOutput(c);
   else if (c.delackAt === NEVER) {
