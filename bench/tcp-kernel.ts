@@ -20,6 +20,8 @@
  * Everything lives in test namespaces (198.18.0.0/15 and fd00::/8 only), deleted on exit,
  * failure or Ctrl-C. Usage (root):
  *   node dist/bench/tcp-kernel.js [--mb 64] [--fault-mb 8] [--runs 3] [--idle 2000] [--seed 1]
+ *     [--kernel-cc NAME]   (the kernel's congestion control in every namespace; default the host's,
+ *                           which namespaces inherit; only net.ipv4.tcp_allowed_congestion_control)
  */
 import { cpus, release } from 'node:os';
 import { setFlagsFromString } from 'node:v8';
@@ -44,13 +46,16 @@ interface Args {
   runs: number;
   idle: number;
   seed: number;
+  /** The kernel's congestion control in every namespace, or undefined for the host's. */
+  kernelCc: string | undefined;
 }
 
-const USAGE = 'usage: tcp-kernel [--mb 64] [--fault-mb 8] [--runs 3] [--idle 2000] [--seed 1]';
+const USAGE =
+  'usage: tcp-kernel [--mb 64] [--fault-mb 8] [--runs 3] [--idle 2000] [--seed 1] [--kernel-cc reno|bbr|cubic]';
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { mb: 64, faultMb: 8, runs: 3, idle: 2000, seed: 1 };
-  const names: Record<string, keyof Args> = {
+  const args: Args = { mb: 64, faultMb: 8, runs: 3, idle: 2000, seed: 1, kernelCc: undefined };
+  const names: Record<string, 'mb' | 'faultMb' | 'runs' | 'idle' | 'seed'> = {
     mb: 'mb',
     'fault-mb': 'faultMb',
     runs: 'runs',
@@ -58,8 +63,14 @@ function parseArgs(argv: string[]): Args {
     seed: 'seed',
   };
   for (let i = 0; i < argv.length; i += 2) {
-    const key = names[argv[i]?.replace(/^--/, '') ?? ''];
-    const value = Number(argv[i + 1]);
+    const flag = argv[i]?.replace(/^--/, '') ?? '';
+    const text = argv[i + 1] ?? '';
+    if (flag === 'kernel-cc' && /^[a-z0-9_]+$/.test(text)) {
+      args.kernelCc = text;
+      continue;
+    }
+    const key = names[flag];
+    const value = Number(text);
     if (key === undefined || !Number.isInteger(value) || value < 0) throw new Error(USAGE);
     args[key] = value;
   }
@@ -230,14 +241,19 @@ async function main(): Promise<void> {
   if (!canRunIntegration()) throw new Error('tcp-kernel: needs root, /dev/net/tun and iproute2');
   const bed = await Testbed.create('bench');
   try {
-    const clean = await KernelSite.create(bed, 'clean', { hash: false });
+    const kernelCc = args.kernelCc;
+    const clean = await KernelSite.create(bed, 'clean', { hash: false, kernelCc });
     const faulted = await KernelSite.create(bed, 'fault', {
       hash: false,
+      kernelCc,
       faults: { seed: args.seed, rx: FAULTS, tx: FAULTS },
     });
     // The kernel baselines: a client namespace and a server namespace, over a veth and over relays.
     const kc = await bed.netns('kc');
     const ks = await bed.netns('ks');
+    if (kernelCc !== undefined)
+      for (const ns of [kc, ks])
+        await ns.exec('sysctl', ['-qw', `net.ipv4.tcp_congestion_control=${kernelCc}`]);
     await bed.veth(kc, ks, { a: '198.18.6.1/30', b: `${KERNEL_VETH}/30` });
     const devices = [
       ...(await relayedTuns(bed, kc, ks, 7)),
