@@ -184,8 +184,13 @@ export class StackRuntime implements PacketSink, SocketDriver {
       () => {
         this.timer = undefined;
         this.timerAt = Number.POSITIVE_INFINITY;
-        this.stack.poll(this.now());
-        this.service();
+        // Node runs timers before I/O in each loop turn: let packets already waiting on the
+        // device (ACKs) in first, so a retransmission timer does not fire on data just acked.
+        setImmediate(() => {
+          if (this.closed) return;
+          this.stack.poll(this.now());
+          this.service();
+        });
       },
       Math.max(0, Math.ceil(deadline - this.now())),
     );

@@ -53,7 +53,11 @@ export function segmentArrives(
   // RFC 7323 §5.3 PAWS: a segment with an older timestamp is a duplicate from an old incarnation.
   // Linux tolerates one tick (TCP_PAWS_WINDOW = 1) so slightly reordered segments survive; we match.
   if (c.tsOk && opts.hasTimestamp && !seg.rst) {
-    if (seqSub(c.tsRecent, opts.tsVal) > PAWS_WINDOW && now - c.tsRecentAt < PAWS_IDLE_MS) {
+    if (
+      seqSub(c.tsRecent, opts.tsVal) > PAWS_WINDOW &&
+      now - c.tsRecentAt < PAWS_IDLE_MS &&
+      !isDisorderedAck(c, seg, opts)
+    ) {
       c.ackNow = true;
       c.ctx.wantOutput(c);
       return 'tcp-paws';
@@ -216,6 +220,24 @@ function synSent(c: TcpConnection, seg: TcpSegment, opts: TcpOptions, now: numbe
   return undefined;
 }
 
+/**
+ * A reordered duplicate ACK is exempt from PAWS, as in Linux (tcp_disordered_ack): a pure ACK at
+ * RCV.NXT acknowledging SND.UNA, with the window unchanged and a timestamp no older than one RTO.
+ * Dropping it would only lose a duplicate-ACK signal that loss recovery counts on.
+ */
+function isDisorderedAck(c: TcpConnection, seg: TcpSegment, opts: TcpOptions): boolean {
+  return (
+    seg.ack &&
+    !seg.syn &&
+    !seg.fin &&
+    seg.payload.length === 0 &&
+    seg.seqNumber === c.rcvNxt &&
+    seg.ackNumber === c.sndUna &&
+    seg.window * 2 ** c.sndWscale === c.sndWnd &&
+    seqSub(c.tsRecent, opts.tsVal) <= c.rtt.rtoMs
+  );
+}
+
 /** SYN-RECEIVED → ESTABLISHED on an acceptable ACK of our SYN. */
 function establish(c: TcpConnection, seg: TcpSegment, opts: TcpOptions, now: number): void {
   c.state = 'ESTABLISHED';
@@ -341,7 +363,8 @@ function processAck(c: TcpConnection, seg: TcpSegment, opts: TcpOptions, now: nu
       seg.payload.length === 0 && !seg.fin && advertised === previousWindow && (!c.sackOk || newlySacked > 0);
     if (duplicate) {
       c.dupAcks++;
-      if (c.inRecovery) ctx.wantOutput(c);
+      // Recovery sends on each duplicate ACK; before it, limited transmit may (RFC 3042).
+      ctx.wantOutput(c);
     }
   }
 

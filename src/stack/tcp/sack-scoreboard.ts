@@ -22,11 +22,13 @@ export const DEFAULT_SACK_MAX_BLOCKS = 256;
 /** What NextSeg() decided: retransmit a hole, send new data, or nothing (RFC 6675 §4). */
 export type NextSegKind = 'retransmit' | 'new' | 'none';
 
+const EMPTY = new Uint32Array(0);
+
 /** Sender-side record of SACKed ranges above SND.UNA (RFC 6675 §3, §4). */
 export class SackScoreboard {
   private readonly capacity: number;
-  private readonly lefts: Uint32Array;
-  private readonly rights: Uint32Array;
+  private lefts: Uint32Array = EMPTY;
+  private rights: Uint32Array = EMPTY;
   private n = 0;
   private sacked = 0;
   private dsack = false;
@@ -40,8 +42,6 @@ export class SackScoreboard {
       throw new StackOptionError(`maxBlocks must be an integer from 1 to 65536, got ${maxBlocks}`);
     }
     this.capacity = maxBlocks;
-    this.lefts = new Uint32Array(maxBlocks);
-    this.rights = new Uint32Array(maxBlocks);
   }
 
   /**
@@ -292,6 +292,20 @@ export class SackScoreboard {
     }
   }
 
+  /**
+   * Doubles the range arrays (from 8, up to the capacity): idle connections, which never see a
+   * SACK block, hold none (2 KiB saved per connection at the default 256 blocks).
+   */
+  private grow(): void {
+    const size = Math.min(this.capacity, Math.max(8, this.lefts.length * 2));
+    const lefts = new Uint32Array(size);
+    const rights = new Uint32Array(size);
+    lefts.set(this.lefts.subarray(0, this.n));
+    rights.set(this.rights.subarray(0, this.n));
+    this.lefts = lefts;
+    this.rights = rights;
+  }
+
   /** Merges `[l, r)` into the ranges; returns the bytes it added. */
   private add(l: number, r: number): number {
     const i = this.firstEndingAtOrAfter(l);
@@ -299,6 +313,7 @@ export class SackScoreboard {
     while (j < this.n && seqLe(this.lefts[j]!, r)) j++;
     if (i === j) {
       if (this.n === this.capacity) return 0;
+      if (this.n === this.lefts.length) this.grow();
       this.lefts.copyWithin(i + 1, i, this.n);
       this.rights.copyWithin(i + 1, i, this.n);
       this.lefts[i] = l;

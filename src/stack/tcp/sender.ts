@@ -231,7 +231,10 @@ export function sendPending(c: TcpConnection, now: number, override = false): vo
     const finPending = c.finSeq !== -1 && seqLe(c.sndNxt, c.finSeq);
     if (unsent === 0 && !finPending) break;
     const inFlight = flightSize(c);
-    const cwndRoom = c.cc.cwnd - inFlight;
+    // RFC 3042 limited transmit: each of the first two duplicate ACKs lets one new segment out
+    // beyond cwnd (without changing it), so a small window still gets its fast retransmit.
+    const limited = !c.inRecovery && c.dupAcks > 0 ? Math.min(c.dupAcks, 2) * c.sndMss : 0;
+    const cwndRoom = c.cc.cwnd + limited - inFlight;
     const windowRoom = seqSub(seqAdd(c.sndUna, c.sndWnd), c.sndNxt);
     const length = Math.max(0, Math.min(mss, unsent, windowRoom, cwndRoom));
     if (length === 0) {
