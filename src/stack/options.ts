@@ -68,6 +68,8 @@ export interface TcpConfig {
   readonly minRtoMs: number;
   /** Upper bound of the RTO. Default 120 s (Linux's TCP_RTO_MAX). */
   readonly maxRtoMs: number;
+  /** Challenge ACKs per second across all connections (RFC 5961 §7). Default 1000 (Linux's tcp_challenge_ack_limit). */
+  readonly challengeAcksPerSec: number;
   /** Congestion control: 'cubic' (RFC 9438, default) or 'newreno' (RFC 5681/6582). */
   readonly congestionControl: 'cubic' | 'newreno';
   /** Offer and accept SACK (RFC 2018). Default true. */
@@ -102,6 +104,7 @@ export const DEFAULT_TCP_CONFIG: TcpConfig = Object.freeze({
   initialRtoMs: 1000,
   minRtoMs: 200,
   maxRtoMs: 120_000,
+  challengeAcksPerSec: 1000,
   congestionControl: 'cubic',
   sack: true,
   timestamps: true,
@@ -170,6 +173,7 @@ export function resolveTcpConfig(options: Partial<TcpConfig> = {}): TcpConfig {
   integer('tcp.keepaliveIdleMs', o.keepaliveIdleMs, 1, 86_400_000);
   integer('tcp.keepaliveIntervalMs', o.keepaliveIntervalMs, 1, 86_400_000);
   integer('tcp.keepaliveProbes', o.keepaliveProbes, 1, 1000);
+  integer('tcp.challengeAcksPerSec', o.challengeAcksPerSec, 0, 1_000_000);
   integer('tcp.initialRtoMs', o.initialRtoMs, 1, 600_000);
   integer('tcp.minRtoMs', o.minRtoMs, 1, 600_000);
   integer('tcp.maxRtoMs', o.maxRtoMs, o.minRtoMs, 3_600_000);

@@ -36,6 +36,8 @@ export interface TcpContext {
   remove(c: TcpConnection): void;
   /** The connection left the half-open states (it no longer counts against maxPendingSyns). */
   releasePending(c: TcpConnection): void;
+  /** Takes one challenge ACK from the layer-wide budget (RFC 5961 §7); false when spent. */
+  takeChallengeAck(): boolean;
   /** Milliseconds of the current call (input, poll, flush or an owner call). */
   readonly now: number;
 }

@@ -276,6 +276,12 @@ function rttSample(c: TcpConnection, opts: TcpOptions, now: number): number | un
 
 /** Challenge ACK (RFC 5961 §3.2, §4.2, §5.2). */
 function challengeAck(c: TcpConnection): void {
+  // RFC 5961 §7: challenge ACKs are throttled, so a flood of forged RSTs or SYNs cannot turn the
+  // stack into an ACK amplifier (Linux's tcp_challenge_ack_limit).
+  if (!c.ctx.takeChallengeAck()) {
+    c.ctx.stats.drop('tcp-challenge-ack-limited');
+    return;
+  }
   c.ackNow = true;
   c.ctx.wantOutput(c);
   c.ctx.stats.tcpChallengeAcks++;

@@ -61,13 +61,30 @@ export class TcpLayer implements TransportHandler, TcpContext {
   private readonly queued = new Set<TcpConnection>();
   private readonly heap = new TimerHeap<TcpConnection>();
   private readonly options = new TcpOptions();
+  private challengeTokens: number;
+  private challengeRefilledAt = 0;
 
   constructor(
     readonly config: TcpConfig,
     readonly output: IpOutput,
     readonly stats: StackStats,
     private readonly random: RandomSource,
-  ) {}
+  ) {
+    this.challengeTokens = config.challengeAcksPerSec;
+  }
+
+  /** TcpContext: a token bucket of challengeAcksPerSec, refilled continuously. */
+  takeChallengeAck(): boolean {
+    const rate = this.config.challengeAcksPerSec;
+    const elapsed = this.now - this.challengeRefilledAt;
+    if (elapsed > 0) {
+      this.challengeTokens = Math.min(rate, this.challengeTokens + (elapsed * rate) / 1000);
+      this.challengeRefilledAt = this.now;
+    }
+    if (this.challengeTokens < 1) return false;
+    this.challengeTokens -= 1;
+    return true;
+  }
 
   /** Connections in the table (every state but CLOSED). */
   get size(): number {

@@ -53,3 +53,17 @@ describe('PAWS and reordered duplicate ACKs (Linux tcp_disordered_ack)', () => {
     expect(p.drops('tcp-paws')).toBe(1);
   });
 });
+
+describe('challenge ACK throttle (RFC 5961 §7)', () => {
+  it('answers at most challengeAcksPerSec in-window RSTs per second, counting the rest', () => {
+    const p = TcpPeer.create({ stack: { tcp: { challengeAcksPerSec: 3 } } });
+    p.handshake({ mss: 1000 });
+    for (let i = 0; i < 10; i++) p.send({ flags: 'rst', seq: p.seq + 10 + i });
+    expect(p.segments()).toHaveLength(3);
+    expect(p.drops('tcp-challenge-ack-limited')).toBe(7);
+    p.advance(1000);
+    p.send({ flags: 'rst', seq: p.seq + 50 });
+    expect(p.segments()).toHaveLength(1);
+    expect(p.conn!.state).toBe('ESTABLISHED');
+  });
+});
