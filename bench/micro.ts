@@ -17,7 +17,7 @@ function bytewise(b: Uint8Array): number {
   return ~sum & 0xffff;
 }
 
-function time(label: string, iterations: number, fn: () => void): number {
+function time(iterations: number, fn: () => void): number {
   for (let i = 0; i < Math.min(iterations, 1000); i++) fn();
   const runs: number[] = [];
   for (let r = 0; r < 5; r++) {
@@ -34,10 +34,10 @@ const results: Record<string, number> = {};
 for (const size of [1500, 65536]) {
   const buf = new Uint8Array(size).map((_, i) => (i * 31) & 0xff);
   let sink = 0;
-  const fast = time('checksum', 20_000, () => {
+  const fast = time(20_000, () => {
     sink ^= checksum(buf);
   });
-  const slow = time('bytewise', 2_000, () => {
+  const slow = time(2_000, () => {
     sink ^= bytewise(buf);
   });
   results[`checksum ${size} B GB/s`] = size / fast / 1e6;
@@ -55,7 +55,7 @@ seg.set(syn.subarray(0, 40));
 seg[12] = 0xa0;
 const opts = new TcpOptions();
 let parsed = 0;
-const parseMs = time('parse', 200_000, () => {
+const parseMs = time(200_000, () => {
   const s = new TcpSegment(seg);
   if (s.check() === undefined && opts.parse(s.options) === undefined) parsed += s.srcPort;
 });
@@ -71,7 +71,7 @@ for (let i = 0; i < 10_000; i++) {
 const dst = Uint8Array.of(198, 19, 0, 1);
 let k = 0;
 let found = 0;
-const lookupMs = time('lookup', 200_000, () => {
+const lookupMs = time(200_000, () => {
   const i = k++ % 10_000;
   if (table.get(tupleKey(addrs[i]!, 40000 + (i % 1000), dst, 443)) !== undefined) found++;
 });

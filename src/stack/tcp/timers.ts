@@ -14,7 +14,7 @@ import {
   sendSyn,
   sendSynAck,
 } from './sender.js';
-import { isSynchronized, NEVER } from './state.js';
+import { NEVER } from './state.js';
 
 /** Runs every timer of `c` that is due at `now`. */
 export function runTimers(c: TcpConnection, now: number): void {
