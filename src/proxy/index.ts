@@ -1,0 +1,50 @@
+/** Upstream dialers: SOCKS5, SOCKS4/4a, HTTP CONNECT, direct and reject, behind one interface. */
+
+import type { Dialer } from './dialer.js';
+import { createDirectDialer, createRejectDialer } from './direct.js';
+import { createHttpDialer } from './http-connect.js';
+import { createSocksDialer } from './socks.js';
+import type { ProxyConfig } from './url.js';
+
+export {
+  DEFAULT_DIAL_TIMEOUT_MS,
+  type Destination,
+  type Dialer,
+  type DialOptions,
+  formatDestination,
+} from './dialer.js';
+export { createDirectDialer, createRejectDialer } from './direct.js';
+export { DialError, type DialErrorCode, ProxyUrlError } from './errors.js';
+export {
+  buildConnectRequest,
+  type ConnectResponse,
+  ConnectResponseParser,
+  createHttpDialer,
+  httpStatusCode,
+  MAX_CONNECT_RESPONSE_BYTES,
+} from './http-connect.js';
+export { createSocksDialer, socks4ReplyCode, socks5ReplyCode, socksMessageCode } from './socks.js';
+export {
+  DEFAULT_PROXY_PORTS,
+  type ProxyConfig,
+  type ProxyScheme,
+  type ProxyServerConfig,
+  parseProxyUrl,
+  redactProxyUrl,
+} from './url.js';
+
+/** Builds the dialer for a parsed proxy URL. */
+export function createDialer(config: ProxyConfig): Dialer {
+  switch (config.kind) {
+    case 'direct':
+      return createDirectDialer();
+    case 'reject':
+      return createRejectDialer();
+    case 'http':
+      return createHttpDialer({ ...config, kind: 'http' });
+    case 'socks5':
+    case 'socks4':
+    case 'socks4a':
+      return createSocksDialer({ ...config, kind: config.kind });
+  }
+}

@@ -1,0 +1,158 @@
+/**
+ * SOCKS5 (RFC 1928, username/password auth RFC 1929) and SOCKS4/4a dialers over the `socks`
+ * package. We open the TCP connection to the proxy ourselves, so "proxy unreachable" (EPROXY) is
+ * told apart from the proxy's own replies, and hand the socket to `socks` for the handshake.
+ */
+import * as dns from 'node:dns/promises';
+import * as net from 'node:net';
+import { SocksClient, type SocksProxy } from 'socks';
+import { type DialContext, proxyErrorCode, runDial, tcpConnect } from './dial.js';
+import type { Destination, Dialer, DialOptions } from './dialer.js';
+import { formatDestination } from './dialer.js';
+import { DialError, type DialErrorCode } from './errors.js';
+import type { ProxyServerConfig } from './url.js';
+
+/**
+ * SOCKS5 reply field (RFC 1928 §6) to dial code:
+ * 01 general failure → EPROXY; 02 not allowed by ruleset → ECONNREFUSED (the relay answers with
+ * a reset, as for a refusal); 03 network unreachable → ENETUNREACH; 04 host unreachable →
+ * EHOSTUNREACH; 05 connection refused → ECONNREFUSED; 06 TTL expired → ETIMEDOUT (microsocks and
+ * others send it when their own connect timed out); 07 command / 08 address type not supported
+ * and anything unassigned → EPROXY.
+ */
+export function socks5ReplyCode(rep: number): DialErrorCode {
+  switch (rep) {
+    case 0x02:
+    case 0x05:
+      return 'ECONNREFUSED';
+    case 0x03:
+      return 'ENETUNREACH';
+    case 0x04:
+      return 'EHOSTUNREACH';
+    case 0x06:
+      return 'ETIMEDOUT';
+    default:
+      return 'EPROXY';
+  }
+}
+
+/**
+ * SOCKS4 reply code (SOCKS4 protocol, "CD" field) to dial code: 91 (0x5B) rejected or failed →
+ * ECONNREFUSED; 92 (0x5C) identd unreachable and 93 (0x5D) user id mismatch → EPROXYAUTH;
+ * anything else → EPROXY.
+ */
+export function socks4ReplyCode(cd: number): DialErrorCode {
+  switch (cd) {
+    case 0x5b:
+      return 'ECONNREFUSED';
+    case 0x5c:
+    case 0x5d:
+      return 'EPROXYAUTH';
+    default:
+      return 'EPROXY';
+  }
+}
+
+/** Reply names used by `socks` in its error messages, with their wire values. */
+const SOCKS5_REPLY_NAMES: Readonly<Record<string, number>> = {
+  Failure: 0x01,
+  NotAllowed: 0x02,
+  NetworkUnreachable: 0x03,
+  HostUnreachable: 0x04,
+  ConnectionRefused: 0x05,
+  TTLExpired: 0x06,
+  CommandNotSupported: 0x07,
+  AddressNotSupported: 0x08,
+};
+const SOCKS4_REPLY_NAMES: Readonly<Record<string, number>> = {
+  Failed: 0x5b,
+  Rejected: 0x5c,
+  RejectedIdent: 0x5d,
+};
+
+/**
+ * Maps an error message of the `socks` package to a dial code. The package reports failures
+ * only as text (its SocksClientError also carries the options, password included, so we never
+ * pass it on).
+ */
+export function socksMessageCode(message: string): DialErrorCode {
+  if (message.startsWith('Socks5 proxy rejected connection')) {
+    const name = / - (\w+)$/.exec(message)?.[1];
+    const rep = name === undefined ? undefined : SOCKS5_REPLY_NAMES[name];
+    return rep === undefined ? 'EPROXY' : socks5ReplyCode(rep);
+  }
+  if (message.startsWith('Socks4 Proxy rejected connection')) {
+    const name = /\((\w+)\)$/.exec(message)?.[1];
+    const cd = name === undefined ? undefined : SOCKS4_REPLY_NAMES[name];
+    return cd === undefined ? 'EPROXY' : socks4ReplyCode(cd);
+  }
+  if (message.startsWith('Socks5 Authentication failed')) return 'EPROXYAUTH';
+  if (message.includes('no accepted authentication type')) return 'EPROXYAUTH';
+  if (message.startsWith('Proxy connection timed out')) return 'ETIMEDOUT';
+  return 'EPROXY';
+}
+
+type SocksConfig = ProxyServerConfig<'socks5' | 'socks4' | 'socks4a'>;
+
+/** A SOCKS4 request carries only an IPv4 address, so plain socks4 resolves names itself. */
+async function socks4Host(host: string, what: string): Promise<string> {
+  if (net.isIPv4(host)) return host;
+  if (net.isIPv6(host)) {
+    throw new DialError('EPROXY', `SOCKS4 cannot carry the IPv6 destination ${what}`);
+  }
+  try {
+    return (await dns.lookup(host, { family: 4 })).address;
+  } catch (err) {
+    throw new DialError('EHOSTUNREACH', `cannot resolve ${what} for SOCKS4`, { cause: err });
+  }
+}
+
+async function handshake(ctx: DialContext, config: SocksConfig, dst: Destination): Promise<net.Socket> {
+  const what = formatDestination(dst);
+  let host = dst.host;
+  if (config.kind === 'socks4') host = await socks4Host(host, what);
+  else if (config.kind === 'socks4a' && net.isIPv6(host)) {
+    throw new DialError('EPROXY', `SOCKS4a cannot carry the IPv6 destination ${what}`);
+  }
+  const socket = await tcpConnect(ctx, config.host, config.port, proxyErrorCode, 'proxy unreachable');
+  if (ctx.settled) return socket;
+  const proxy: SocksProxy =
+    config.kind === 'socks5'
+      ? {
+          host: config.host,
+          port: config.port,
+          type: 5,
+          ...(config.username !== undefined ? { userId: config.username } : {}),
+          ...(config.password !== undefined ? { password: config.password } : {}),
+        }
+      : {
+          host: config.host,
+          port: config.port,
+          type: 4,
+          ...(config.username !== undefined ? { userId: config.username } : {}),
+        };
+  try {
+    const { socket: established } = await SocksClient.createConnection({
+      proxy,
+      command: 'connect',
+      destination: { host, port: dst.port },
+      existing_socket: socket,
+      timeout: ctx.remainingMs(),
+    });
+    return established;
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    // `message` comes from the package's fixed table plus a reply name: no credentials in it.
+    throw new DialError(socksMessageCode(message), `${config.kind} to ${what}: ${message}`);
+  }
+}
+
+/** A dialer that connects through a SOCKS5, SOCKS4 or SOCKS4a proxy. */
+export function createSocksDialer(config: SocksConfig): Dialer {
+  return {
+    name: config.kind,
+    dial(dst: Destination, opts?: DialOptions): Promise<net.Socket> {
+      return runDial(opts, formatDestination(dst), (ctx) => handshake(ctx, config, dst));
+    },
+  };
+}
