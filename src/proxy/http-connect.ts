@@ -103,23 +103,31 @@ async function handshake(ctx: DialContext, config: HttpConfig, dst: Destination)
   return new Promise<net.Socket>((resolve, reject) => {
     const parser = new ConnectResponseParser();
     const done = (): void => {
-      socket.off('data', onData);
+      socket.off('readable', onReadable);
       socket.off('error', onError);
       socket.off('close', onClose);
     };
-    const onData = (chunk: Buffer): void => {
-      const res = parser.push(chunk);
-      if (res === undefined) return;
-      done();
-      socket.pause();
-      if (res.kind === 'error') {
-        reject(new DialError('EPROXY', `http CONNECT to ${what}: ${res.reason}`));
-      } else if (res.status < 200 || res.status > 299) {
-        reject(new DialError(httpStatusCode(res.status), `http CONNECT to ${what}: status ${res.status}`));
-      } else {
-        // Bytes the server sent after the header belong to the tunnel.
-        if (res.rest.length > 0) socket.unshift(Buffer.from(res.rest));
-        resolve(socket);
+    // 'readable' + read() rather than 'data': once the listener goes the stream is back in its
+    // initial state, so the caller's first 'data' listener or pipe() starts the flow.
+    const onReadable = (): void => {
+      for (
+        let chunk = socket.read() as Buffer | null;
+        chunk !== null;
+        chunk = socket.read() as Buffer | null
+      ) {
+        const res = parser.push(chunk);
+        if (res === undefined) continue;
+        done();
+        if (res.kind === 'error') {
+          reject(new DialError('EPROXY', `http CONNECT to ${what}: ${res.reason}`));
+        } else if (res.status < 200 || res.status > 299) {
+          reject(new DialError(httpStatusCode(res.status), `http CONNECT to ${what}: status ${res.status}`));
+        } else {
+          // Bytes the server sent after the header belong to the tunnel.
+          if (res.rest.length > 0) socket.unshift(Buffer.from(res.rest));
+          resolve(socket);
+        }
+        return;
       }
     };
     const onError = (err: Error): void => {
@@ -130,7 +138,7 @@ async function handshake(ctx: DialContext, config: HttpConfig, dst: Destination)
       done();
       reject(new DialError('EPROXY', `http CONNECT to ${what}: proxy closed before replying`));
     };
-    socket.on('data', onData);
+    socket.on('readable', onReadable);
     socket.once('error', onError);
     socket.once('close', onClose);
     socket.write(buildConnectRequest(dst, config.username, config.password));
