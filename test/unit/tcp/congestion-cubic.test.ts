@@ -5,6 +5,7 @@ import {
   CUBIC_C,
   Cubic,
   type CubicOptions,
+  createCongestionControl,
   cubicK,
   HyStartPlusPlus,
   wCubic,
@@ -353,5 +354,16 @@ describe('HyStart++ (RFC 9406) in CUBIC', () => {
     // Round 2 (started by the ACK past 11 segments): 8 samples at +5 ms.
     for (let i = 0; i < 7; i++) expect(hs.onAck(MSS, 25, 20 * MSS)).toBe('slow-start');
     expect(hs.onAck(MSS, 25, 20 * MSS)).toBe('css');
+  });
+});
+
+describe('CUBIC regression: ssthresh after an MSS change', () => {
+  it('keeps ssthresh at least 2 SMSS when HyStart++ ends slow start after the MSS grew', () => {
+    const cc = createCongestionControl('cubic', 1460, 0);
+    cc.onRetransmitTimeout(Number.NaN, Number.NaN);
+    cc.undo?.();
+    cc.setMss(7301);
+    cc.onAck(1, Number.NaN, undefined, Number.NaN);
+    expect(cc.ssthresh === Number.POSITIVE_INFINITY || cc.ssthresh >= 2 * 7301).toBe(true);
   });
 });

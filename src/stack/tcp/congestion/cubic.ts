@@ -174,7 +174,7 @@ export class Cubic implements CongestionControl {
       }
       if (hs === 'done') {
         // RFC 9406 §4.2 ssthresh = cwnd; RFC 9438 §4.10: cwnd_prior = cwnd, W_max set at the epoch.
-        this.ssthreshSeg = this.cwndSeg;
+        this.ssthreshSeg = Math.max(this.cwndSeg, 2); // never below 2 SMSS (RFC 5681 §3.1)
         this.cwndPriorSeg = this.cwndSeg;
         this.wMaxSeg = undefined;
         this.epochStart = undefined;
