@@ -92,6 +92,31 @@ export function socksMessageCode(message: string): DialErrorCode {
   return 'EPROXY';
 }
 
+/**
+ * Returns the socket in the state of a fresh one, its early bytes still unread. On 'established'
+ * the `socks` package re-emits bytes that came with the reply as a 'data' event and resumes the
+ * socket one setImmediate later: a caller that attaches its listener after that would lose them.
+ */
+async function handBack(socket: net.Socket): Promise<net.Socket> {
+  const early: Buffer[] = [];
+  const collect = (chunk: Buffer): void => {
+    early.push(chunk);
+  };
+  socket.on('data', collect);
+  // Queued after the package's own setImmediate, so its re-emit and resume have happened.
+  await new Promise<void>((resolve) => setImmediate(resolve));
+  socket.off('data', collect);
+  socket.pause();
+  if (early.length > 0) socket.unshift(Buffer.concat(early));
+  // Adding then removing a 'readable' listener puts the stream back to "not flowing yet" (on the
+  // next tick), so the caller's first 'data' listener or pipe() starts the flow.
+  const noop = (): void => {};
+  socket.on('readable', noop);
+  socket.off('readable', noop);
+  await new Promise<void>((resolve) => process.nextTick(resolve));
+  return socket;
+}
+
 type SocksConfig = ProxyServerConfig<'socks5' | 'socks4' | 'socks4a'>;
 
 /** A SOCKS4 request carries only an IPv4 address, so plain socks4 resolves names itself. */
@@ -139,7 +164,7 @@ async function handshake(ctx: DialContext, config: SocksConfig, dst: Destination
       existing_socket: socket,
       timeout: ctx.remainingMs(),
     });
-    return established;
+    return await handBack(established);
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
     // `message` comes from the package's fixed table plus a reply name: no credentials in it.

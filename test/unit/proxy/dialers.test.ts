@@ -1,4 +1,5 @@
 import type * as net from 'node:net';
+import { PassThrough } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createDialer, DialError, type Dialer, parseProxyUrl } from '../../../src/proxy/index.js';
 import { closedPort, type FakeServer, readBytes, startServer } from './fake-server.js';
@@ -123,6 +124,23 @@ describe('SOCKS dialers against a scripted SOCKS5 server', () => {
     expect((await readBytes(socket, 3)).toString()).toBe('hi!');
     socket.write('echo');
     expect((await readBytes(socket, 4)).toString()).toBe('echo');
+    socket.destroy();
+  });
+
+  it('keeps early bytes for a consumer that starts reading late, or at once, or by pipe()', async () => {
+    const proxy = await serve(fakeSocks5(0, undefined, 'late'));
+    const dialer = createDialer(parseProxyUrl(`socks5://127.0.0.1:${proxy.port}`));
+    for (const delayMs of [0, 50]) {
+      const socket = await dialer.dial({ host: 'dst.example', port: 443 });
+      if (delayMs > 0) await new Promise((r) => setTimeout(r, delayMs));
+      expect((await readBytes(socket, 4)).toString()).toBe('late');
+      socket.destroy();
+    }
+    const socket = await dialer.dial({ host: 'dst.example', port: 443 });
+    await new Promise((r) => setTimeout(r, 20));
+    const sink = new PassThrough();
+    socket.pipe(sink);
+    expect((await readBytes(sink, 4)).toString()).toBe('late');
     socket.destroy();
   });
 

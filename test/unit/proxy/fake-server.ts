@@ -31,7 +31,7 @@ export async function startServer(onConnection: (socket: net.Socket) => void): P
 }
 
 /** Resolves with the first `n` bytes received on `socket` (after the handshake). */
-export function readBytes(socket: net.Socket, n: number): Promise<Buffer> {
+export function readBytes(socket: NodeJS.ReadableStream, n: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let got = 0;

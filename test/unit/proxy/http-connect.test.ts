@@ -139,6 +139,14 @@ describe('HTTP CONNECT dialer against a fake proxy', () => {
     }
   });
 
+  it('keeps early tunnel bytes for a consumer that starts reading late', async () => {
+    const dialer = await proxyReplying(Buffer.from(`${OK}late`), 10);
+    const socket = await dialer.dial({ host: 'dst.example', port: 80 });
+    await new Promise((r) => setTimeout(r, 50));
+    expect((await readBytes(socket, 4)).toString()).toBe('late');
+    socket.destroy();
+  });
+
   it('sends credentials and maps 407 to EPROXYAUTH without leaking them', async () => {
     const seen: string[] = [];
     const reply = Buffer.from('HTTP/1.1 407 Proxy Authentication Required\r\n\r\n');
