@@ -2,6 +2,7 @@
  * tun2socks as a library: the pure stack, the devices, and the runtime that joins them.
  */
 export { LOG_LEVELS, Logger, type LogLevel } from './log.js';
+export * from './proxy/index.js';
 export {
   cryptoRandom,
   type RuntimeOptions,
