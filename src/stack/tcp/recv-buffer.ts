@@ -15,19 +15,7 @@
  * that keeps up keeps only its partly filled tail block (so it allocates once per block, not once
  * per segment); `trim()` releases that too.
  */
-
-/** First block size. */
-const MIN_BLOCK = 4096;
-/** Largest block: block sizes double with each allocation up to this. */
-const MAX_BLOCK = 65536;
-/** Dead queue entries tolerated before compaction is considered. */
-const COMPACT_MIN = 64;
-
-const EMPTY = new Uint8Array(0);
-
-function checkSize(what: string, n: number): void {
-  if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`${what} must be a non-negative integer: ${n}`);
-}
+import { COMPACT_MIN, checkSize, EMPTY, MAX_BLOCK, MIN_BLOCK } from './blocks.js';
 
 /** In-order received bytes of one connection waiting for the application. */
 export class RecvBuffer {

@@ -11,6 +11,7 @@
  * copyTo finds its first chunk through a cursor (segments are built at increasing offsets) and
  * falls back to a binary search over the chunk starts.
  */
+import { COMPACT_MIN, checkSize, EMPTY, MAX_BLOCK, MIN_BLOCK } from './blocks.js';
 
 /**
  * Owned chunks shorter than this are copied into a block: each segment would span several of them
@@ -18,18 +19,6 @@
  * are referenced (1448-byte chunks: about twice as fast as copying).
  */
 const COPY_BELOW = 1024;
-/** First block size: a connection that writes little stays small. */
-const MIN_BLOCK = 4096;
-/** Largest block: block sizes double with each allocation up to this. */
-const MAX_BLOCK = 65536;
-/** Dead queue entries tolerated before compaction is considered. */
-const COMPACT_MIN = 64;
-
-const EMPTY = new Uint8Array(0);
-
-function checkSize(what: string, n: number): void {
-  if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`${what} must be a non-negative integer: ${n}`);
-}
 
 /** Unacknowledged and unsent bytes of one connection, addressed by offset from SND.UNA. */
 export class SendBuffer {
