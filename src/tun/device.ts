@@ -5,7 +5,7 @@
 
 /** Receives packets from a device. */
 export interface PacketSink {
-  /** One packet. `packet` is valid only during this call: the device reuses its buffer. */
+  /** One packet (`rxFlags`: the stack's RxFlags bits). `packet` is valid only during this call: the device reuses its buffer. */
   receive(packet: Uint8Array, rxFlags: number): void;
   /** Called after each drained batch of receive() calls: flush coalesced output (e.g. one ACK per batch). */
   flush(): void;
@@ -37,9 +37,6 @@ export interface Device {
   /** Stops reading and releases the device. Idempotent. */
   close(): Promise<void>;
 }
-
-/** `rxFlags` bits. None are defined yet; offload work will add e.g. "checksum already verified". */
-export const RxFlags = { NONE: 0 } as const;
 
 /** A zeroed DeviceStats. */
 export function newDeviceStats(): DeviceStats {

@@ -1,6 +1,6 @@
 /** The device edge: Linux TUN (koffi), in-memory and fault-injecting devices, pcap capture. */
 export type { Device, DeviceStats, PacketSink } from './device.js';
-export { newDeviceStats, RxFlags } from './device.js';
+export { newDeviceStats } from './device.js';
 export { TunError, type TunErrorCode } from './errors.js';
 export {
   type FaultCounters,

@@ -47,6 +47,8 @@ export class TcpConnection {
   state: TcpState = 'SYN-PENDING';
   /** Events not yet delivered to the owner (TcpEvent bits). */
   pendingEvents = 0;
+  /** In the layer's output queue for the next flush. */
+  outputQueued = false;
   /** Why the connection ended, when it did not end cleanly. */
   error: TcpErrorCode | undefined;
   /** Free for the owner (the runtime keeps its socket object here). */

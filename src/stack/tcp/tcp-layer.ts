@@ -54,11 +54,9 @@ export class TcpLayer implements TransportHandler, TcpContext {
   /** When false, every SYN is answered with RST (a host with nothing listening). */
   listening = false;
   private readonly table = new Map<string, TcpConnection>();
-  private pendingSyns = 0;
   private readonly pendingSet = new Set<TcpConnection>();
   private readonly events: TcpConnection[] = [];
   private readonly outputQueue: TcpConnection[] = [];
-  private readonly queued = new Set<TcpConnection>();
   private readonly heap = new TimerHeap<TcpConnection>();
   private readonly options = new TcpOptions();
   private challengeTokens: number;
@@ -93,7 +91,7 @@ export class TcpLayer implements TransportHandler, TcpContext {
 
   /** Half-open connections (awaiting the decision or the handshake's last ACK). */
   get halfOpen(): number {
-    return this.pendingSyns;
+    return this.pendingSet.size;
   }
 
   /** Iterates the live connections (for shutdown and stats). */
@@ -146,7 +144,7 @@ export class TcpLayer implements TransportHandler, TcpContext {
       return 'tcp-no-listener';
     }
     if (this.table.size >= this.config.maxConnections) return 'tcp-too-many-connections';
-    if (this.pendingSyns >= this.config.maxPendingSyns) return 'tcp-syn-backlog-full';
+    if (this.pendingSet.size >= this.config.maxPendingSyns) return 'tcp-syn-backlog-full';
     const cfg = this.config;
     const opts = this.options;
     const c = new TcpConnection(
@@ -168,7 +166,6 @@ export class TcpLayer implements TransportHandler, TcpContext {
     c.sndWl2 = c.iss;
     c.closeAt = now + cfg.synDecisionTimeoutMs;
     this.table.set(key, c);
-    this.pendingSyns++;
     this.pendingSet.add(c);
     this.stats.tcpSynReceived++;
     this.stats.tcpOpen++;
@@ -246,8 +243,8 @@ export class TcpLayer implements TransportHandler, TcpContext {
 
   /** TcpContext: send for `c` at the next flush. */
   wantOutput(c: TcpConnection): void {
-    if (this.queued.has(c)) return;
-    this.queued.add(c);
+    if (c.outputQueued) return;
+    c.outputQueued = true;
     this.outputQueue.push(c);
   }
 
@@ -257,7 +254,7 @@ export class TcpLayer implements TransportHandler, TcpContext {
     const q = this.outputQueue;
     for (let i = 0; i < q.length; i++) {
       const c = q[i]!;
-      this.queued.delete(c);
+      c.outputQueued = false;
       sendPending(c, now);
       this.reschedule(c);
     }
@@ -304,6 +301,6 @@ export class TcpLayer implements TransportHandler, TcpContext {
 
   /** TcpContext: `c` no longer counts as half-open. */
   releasePending(c: TcpConnection): void {
-    if (this.pendingSet.delete(c)) this.pendingSyns--;
+    this.pendingSet.delete(c);
   }
 }
