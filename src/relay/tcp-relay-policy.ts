@@ -1,0 +1,91 @@
+/**
+ * The TCP relay's small policies: what a client sees when its upstream dial fails, and the loop
+ * guard that keeps the relay from dialing the proxy through itself.
+ */
+
+import type { Destination } from '../proxy/dialer.js';
+import { formatDestination } from '../proxy/dialer.js';
+import type { TcpRequest } from '../runtime.js';
+import { formatAddress, parseAddress } from '../stack/wire/address.js';
+
+/**
+ * How a refused connection request is answered: 'rst' like a closed port (connect() fails with
+ * ECONNREFUSED), or an ICMP destination unreachable quoting the SYN (RFC 792 code 1 / RFC 4443
+ * code 3 for a host, RFC 792 code 0 / RFC 4443 code 0 for a network), so connect() fails with
+ * EHOSTUNREACH or ENETUNREACH.
+ */
+export type ClientRefusal = 'rst' | 'host-unreachable' | 'net-unreachable';
+
+/**
+ * What the client sees when the dial for its SYN fails, by DialError code (or 'loop'):
+ *
+ * | dial failure                                     | client sees                        |
+ * |--------------------------------------------------|------------------------------------|
+ * | EHOSTUNREACH                                     | host unreachable (EHOSTUNREACH)    |
+ * | ENETUNREACH                                      | network unreachable (ENETUNREACH)  |
+ * | ECONNREFUSED, ETIMEDOUT, EPROXY, EPROXYAUTH,     | RST (ECONNREFUSED)                 |
+ * | EREJECTED, EABORTED, loop, anything else         |                                    |
+ *
+ * A timed-out dial answers with RST rather than silence: the client has already waited the dial
+ * timeout, and a prompt refusal beats its own SYN retries running for minutes (hev-socks5-tunnel
+ * and go-tun2socks reset too). Proxy-side failures are refusals as far as the client can tell.
+ */
+export function refusalFor(code: string): ClientRefusal {
+  switch (code) {
+    case 'EHOSTUNREACH':
+      return 'host-unreachable';
+    case 'ENETUNREACH':
+      return 'net-unreachable';
+    default:
+      return 'rst';
+  }
+}
+
+/**
+ * Whether the runtime's TcpRequest.reject() takes 'host-unreachable' / 'net-unreachable'. Until it
+ * does, both are answered with RST. Flip to true when runtime.ts gains them (and pass `refusal`
+ * straight through in refuse()).
+ */
+const RUNTIME_HAS_UNREACHABLE = false;
+
+/** Answers a pending request with `refusal` (RST while the runtime lacks ICMP unreachables). */
+export function refuse(request: TcpRequest, refusal: ClientRefusal): void {
+  if (!request.pending) return;
+  if (RUNTIME_HAS_UNREACHABLE && refusal !== 'rst') {
+    // Reached only once the runtime supports it; the cast keeps this file compiling before.
+    (request.reject as (how: string) => void).call(request, refusal);
+    return;
+  }
+  request.reject('rst');
+}
+
+/** An IP literal in canonical text (RFC 5952 for IPv6, IPv4-mapped as IPv4); other hosts lowercased. */
+export function canonicalHost(host: string): string {
+  const bare = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+  const bytes = parseAddress(bare);
+  if (bytes === undefined) return bare.toLowerCase();
+  if (bytes.length === 16 && isIpv4Mapped(bytes)) return formatAddress(bytes.subarray(12));
+  return formatAddress(bytes);
+}
+
+function isIpv4Mapped(a: Uint8Array): boolean {
+  for (let i = 0; i < 10; i++) if (a[i] !== 0) return false;
+  return a[10] === 0xff && a[11] === 0xff;
+}
+
+/** A set of endpoints (the proxy's own address:port) the relay must never dial through itself. */
+export class LoopGuard {
+  private readonly keys: Set<string>;
+
+  constructor(endpoints: readonly Destination[] = []) {
+    this.keys = new Set(
+      endpoints.map((d) => formatDestination({ host: canonicalHost(d.host), port: d.port })),
+    );
+  }
+
+  /** True when `dst` is one of the guarded endpoints. */
+  matches(dst: Destination): boolean {
+    if (this.keys.size === 0) return false;
+    return this.keys.has(formatDestination({ host: canonicalHost(dst.host), port: dst.port }));
+  }
+}

@@ -1,0 +1,330 @@
+/**
+ * The TCP relay: joins every TCP connection the stack terminates to an upstream socket opened by a
+ * Dialer. The dial happens at SYN time and the SYN-ACK goes out only once it succeeded, so a
+ * client whose destination is unreachable sees a refusal instead of an accepted-then-reset
+ * connection. Data moves through one pipe per direction with backpressure end to end: an upstream
+ * that stops reading stops the TcpSocket being read, whose receive buffer fills and closes the
+ * client's window. A FIN travels as end() (half-close both ways); an error or RST on either side
+ * resets the other.
+ */
+import { setMaxListeners } from 'node:events';
+import type * as net from 'node:net';
+import { pipeline } from 'node:stream';
+import type { Logger } from '../log.js';
+import {
+  DEFAULT_DIAL_TIMEOUT_MS,
+  type Destination,
+  type Dialer,
+  formatDestination,
+} from '../proxy/dialer.js';
+import { DialError } from '../proxy/errors.js';
+import type { StackRuntime, TcpRequest } from '../runtime.js';
+import type { TcpSocket } from '../tcp-socket.js';
+import { LoopGuard, refusalFor, refuse } from './tcp-relay-policy.js';
+
+export { type ClientRefusal, canonicalHost, LoopGuard, refusalFor } from './tcp-relay-policy.js';
+
+/** Default idle timeout: no byte either way for 5 minutes resets both sides (hev-socks5-tunnel's default). */
+export const DEFAULT_TCP_IDLE_TIMEOUT_MS = 300_000;
+/** Default half-closed timeout: once one direction ended, 1 minute without a byte closes both. */
+export const DEFAULT_TCP_HALF_CLOSED_TIMEOUT_MS = 60_000;
+/** The coarsest period of the shared timeout sweep. */
+const MAX_SWEEP_MS = 1000;
+/** The finest period of the shared timeout sweep (with very short test timeouts). */
+const MIN_SWEEP_MS = 10;
+
+/** Options of a TcpRelay. */
+export interface TcpRelayOptions {
+  /** Where connections go. */
+  readonly dialer: Dialer;
+  /** Logger; default silent. */
+  readonly log?: Logger;
+  /** Whole-dial timeout; default DEFAULT_DIAL_TIMEOUT_MS (5000). */
+  readonly dialTimeoutMs?: number;
+  /** No byte either way for this long resets both sides; default DEFAULT_TCP_IDLE_TIMEOUT_MS. */
+  readonly idleTimeoutMs?: number;
+  /** Once one direction ended, idle for this long closes both; default DEFAULT_TCP_HALF_CLOSED_TIMEOUT_MS. */
+  readonly halfClosedTimeoutMs?: number;
+  /** Endpoints never relayed (the proxy's own address:port): refused with RST and one warn line. */
+  readonly loopGuard?: readonly Destination[];
+}
+
+/** Counters of a TcpRelay. */
+export interface TcpRelayStats {
+  /** Connections being relayed now. */
+  open: number;
+  /** Connections accepted (dial succeeded) since the relay was created. */
+  total: number;
+  /** Bytes read from clients (client → upstream). */
+  bytesUp: number;
+  /** Bytes read from upstreams (upstream → client). */
+  bytesDown: number;
+  /** Refused connection requests by DialError code, or 'loop' for the loop guard. */
+  failed: Record<string, number>;
+}
+
+/** One connection being relayed. */
+interface Relayed {
+  readonly tcp: TcpSocket;
+  readonly upstream: net.Socket;
+  readonly client: string;
+  readonly dst: string;
+  readonly openedAt: number;
+  /** Last time the byte counters moved (sweep clock). */
+  activeAt: number;
+  /** Sum of the byte counters at the last sweep. */
+  activity: number;
+  /** The client sent its FIN. */
+  clientEnded: boolean;
+  /** The upstream sent its FIN. */
+  upstreamEnded: boolean;
+  /** Pipes still running (2, one per direction). */
+  pipes: number;
+  /** Why it ends; the first cause wins. */
+  reason: string | undefined;
+}
+
+function errorCode(err: unknown): string {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : 'error';
+}
+
+function ignore(): void {}
+
+/** Relays the stack's TCP connections to a Dialer. */
+export class TcpRelay {
+  private readonly dialer: Dialer;
+  private readonly log: Logger | undefined;
+  private readonly dialTimeoutMs: number;
+  private readonly idleTimeoutMs: number;
+  private readonly halfClosedTimeoutMs: number;
+  private readonly sweepMs: number;
+  private readonly guard: LoopGuard;
+  /** Aborts every dial in flight on close(). */
+  private readonly shutdown = new AbortController();
+  private readonly conns = new Set<Relayed>();
+  private readonly failed: Record<string, number> = {};
+  private total = 0;
+  private closedBytesUp = 0;
+  private closedBytesDown = 0;
+  private sweeper: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(options: TcpRelayOptions) {
+    this.dialer = options.dialer;
+    this.log = options.log;
+    this.dialTimeoutMs = options.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS;
+    this.idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_TCP_IDLE_TIMEOUT_MS;
+    this.halfClosedTimeoutMs = options.halfClosedTimeoutMs ?? DEFAULT_TCP_HALF_CLOSED_TIMEOUT_MS;
+    // One shared sweep instead of a timer per connection: 10k connections cost one interval.
+    // Its period bounds how late a timeout fires (a quarter of the shortest, at most 1 s).
+    const shortest = Math.min(this.idleTimeoutMs, this.halfClosedTimeoutMs);
+    this.sweepMs = Math.max(MIN_SWEEP_MS, Math.min(MAX_SWEEP_MS, Math.floor(shortest / 4)));
+    this.guard = new LoopGuard(options.loopGuard);
+    // Every dial listens on the one signal.
+    setMaxListeners(0, this.shutdown.signal);
+  }
+
+  /** Handles every TCP connection request of `runtime`. */
+  attach(runtime: StackRuntime): void {
+    runtime.onTcpRequest((request) => this.onRequest(request));
+  }
+
+  /** Live counters (a fresh snapshot at each read; byte counts include open connections). */
+  get stats(): TcpRelayStats {
+    let up = this.closedBytesUp;
+    let down = this.closedBytesDown;
+    for (const c of this.conns) {
+      up += c.tcp.bytesRead;
+      down += c.upstream.bytesRead;
+    }
+    return {
+      open: this.conns.size,
+      total: this.total,
+      bytesUp: up,
+      bytesDown: down,
+      failed: { ...this.failed },
+    };
+  }
+
+  /** Aborts dials in flight and destroys every relayed connection (upstream and client side). */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.shutdown.abort();
+    for (const c of [...this.conns]) {
+      this.teardown(c, 'relay-closed');
+      this.finish(c);
+    }
+    this.stopSweep();
+  }
+
+  private onRequest(request: TcpRequest): void {
+    const dst: Destination = { host: request.localAddress, port: request.localPort };
+    const client = formatDestination({ host: request.remoteAddress, port: request.remotePort });
+    if (this.closed) {
+      request.reject('rst');
+      return;
+    }
+    if (this.guard.matches(dst)) {
+      this.count('loop');
+      this.log?.warn(`routing loop: ${formatDestination(dst)} is the proxy itself; refused`, {
+        client,
+        dst: formatDestination(dst),
+      });
+      refuse(request, 'rst');
+      return;
+    }
+    const startedAt = performance.now();
+    // A dialer that throws synchronously is treated like one that rejects.
+    Promise.resolve()
+      .then(() => this.dialer.dial(dst, { timeoutMs: this.dialTimeoutMs, signal: this.shutdown.signal }))
+      .then(
+        (upstream) => this.onDialed(request, upstream, client, dst),
+        (err: unknown) => this.onDialFailed(request, err, client, dst, startedAt),
+      )
+      .catch((err: unknown) => {
+        // A bug of ours: never let it end the process.
+        this.log?.error(`tcp relay: ${String(err)}`, { client, dst: formatDestination(dst) });
+      });
+  }
+
+  private onDialFailed(
+    request: TcpRequest,
+    err: unknown,
+    client: string,
+    dst: Destination,
+    startedAt: number,
+  ): void {
+    const code = err instanceof DialError ? err.code : 'EPROXY';
+    this.count(code);
+    const refusal = refusalFor(code);
+    if (this.log?.enabled('warn')) {
+      this.log.warn('tcp dial failed', {
+        client,
+        dst: formatDestination(dst),
+        code,
+        ms: Math.round(performance.now() - startedAt),
+        answer: request.pending ? refusal : 'client-gone',
+      });
+    }
+    refuse(request, refusal);
+  }
+
+  private onDialed(request: TcpRequest, upstream: net.Socket, client: string, dst: Destination): void {
+    // First thing: an error on the upstream must never go unhandled.
+    upstream.on('error', ignore);
+    if (this.closed || !request.pending) {
+      this.log?.debug('tcp client gave up during the dial', { client, dst: formatDestination(dst) });
+      upstream.destroy();
+      if (request.pending) request.reject('rst');
+      return;
+    }
+    // A net.Socket from connect() closes its writable side when the readable side ends unless
+    // allowHalfOpen is set; the relay needs each direction to end on its own.
+    upstream.allowHalfOpen = true;
+    const tcp = request.accept();
+    const now = performance.now();
+    const c: Relayed = {
+      tcp,
+      upstream,
+      client,
+      dst: formatDestination(dst),
+      openedAt: now,
+      activeAt: now,
+      activity: 0,
+      clientEnded: false,
+      upstreamEnded: false,
+      pipes: 2,
+      reason: undefined,
+    };
+    this.conns.add(c);
+    this.total++;
+    this.startSweep();
+    this.log?.debug('tcp open', { client, dst: c.dst });
+
+    // The first error names the cause; the other side is reset at once (a client RST becomes an
+    // upstream RST, an upstream RST a client RST). The pipes then tear down what is left.
+    tcp.on('error', (err: unknown) => {
+      c.reason ??= `client-${errorCode(err)}`;
+      if (!upstream.destroyed) upstream.resetAndDestroy();
+    });
+    upstream.on('error', (err: unknown) => {
+      c.reason ??= `upstream-${errorCode(err)}`;
+      if (!tcp.destroyed) tcp.destroy();
+    });
+    tcp.once('end', () => {
+      c.clientEnded = true;
+    });
+    upstream.once('end', () => {
+      c.upstreamEnded = true;
+    });
+    const done = (): void => {
+      if (--c.pipes === 0) this.finish(c);
+    };
+    // pipeline(): end() follows the source's end (FIN ↔ FIN), and an error destroys both streams.
+    pipeline(tcp, upstream, done);
+    pipeline(upstream, tcp, done);
+  }
+
+  /** Both pipes are over: forget the connection and log it. */
+  private finish(c: Relayed): void {
+    if (!this.conns.delete(c)) return;
+    if (this.conns.size === 0) this.stopSweep();
+    this.closedBytesUp += c.tcp.bytesRead;
+    this.closedBytesDown += c.upstream.bytesRead;
+    // A clean end both ways leaves each socket to close on its own (our FIN may need resending).
+    if (c.reason !== undefined) {
+      if (!c.tcp.destroyed) c.tcp.destroy();
+      if (!c.upstream.destroyed) c.upstream.destroy();
+    }
+    if (this.log?.enabled('debug')) {
+      this.log.debug('tcp close', {
+        client: c.client,
+        dst: c.dst,
+        up: c.tcp.bytesRead,
+        down: c.upstream.bytesRead,
+        ms: Math.round(performance.now() - c.openedAt),
+        reason: c.reason ?? 'done',
+      });
+    }
+  }
+
+  /** Resets both sides of `c` for `reason`. */
+  private teardown(c: Relayed, reason: string): void {
+    c.reason ??= reason;
+    if (!c.upstream.destroyed) c.upstream.resetAndDestroy();
+    if (!c.tcp.destroyed) c.tcp.destroy();
+  }
+
+  private count(code: string): void {
+    this.failed[code] = (this.failed[code] ?? 0) + 1;
+  }
+
+  private startSweep(): void {
+    if (this.sweeper !== undefined) return;
+    this.sweeper = setInterval(() => this.sweep(), this.sweepMs);
+    this.sweeper.unref();
+  }
+
+  private stopSweep(): void {
+    if (this.sweeper !== undefined) clearInterval(this.sweeper);
+    this.sweeper = undefined;
+  }
+
+  /** The idle and half-closed timeouts: any byte counter that moved since the last sweep is activity. */
+  private sweep(): void {
+    const now = performance.now();
+    for (const c of [...this.conns]) {
+      const activity = c.tcp.bytesRead + c.tcp.bytesWritten + c.upstream.bytesRead + c.upstream.bytesWritten;
+      if (activity !== c.activity) {
+        c.activity = activity;
+        c.activeAt = now;
+        continue;
+      }
+      const halfClosed = c.clientEnded || c.upstreamEnded;
+      const limit = halfClosed ? this.halfClosedTimeoutMs : this.idleTimeoutMs;
+      if (now - c.activeAt >= limit) this.teardown(c, halfClosed ? 'half-closed-timeout' : 'idle-timeout');
+    }
+  }
+}
