@@ -1,0 +1,362 @@
+/**
+ * The UDP relay: joins every client UDP flow the runtime sees to one upstream association (SOCKS5
+ * UDP ASSOCIATE or direct), opened on the flow's first datagram and re-opened on demand after it
+ * dies. Every datagram of the flow goes to its own destination through the association, and every
+ * reply comes back from whichever remote sent it (full cone). When the proxy has no UDP, DNS
+ * (port 53) is carried over TCP through the TCP dialer and other datagrams are dropped.
+ */
+import type { Logger } from '../log.js';
+import { DEFAULT_DIAL_TIMEOUT_MS, type Destination, type Dialer } from '../proxy/dialer.js';
+import { DialError } from '../proxy/errors.js';
+import { isUdpUnsupported } from '../proxy/socks5-udp.js';
+import type { UdpAssociation, UdpDialer, UdpDropReason, UdpEndpoint } from '../proxy/udp.js';
+import { formatAddress, parseAddress } from '../stack/wire/address.js';
+import { DnsOverTcp, DnsOverTcpError } from './dns-over-tcp.js';
+
+/** Datagrams held per flow while its association opens; more are dropped ('queue-full'). */
+export const DEFAULT_UDP_QUEUE_DATAGRAMS = 64;
+/** Payload bytes held per flow while its association opens; more are dropped ('queue-full'). */
+export const DEFAULT_UDP_QUEUE_BYTES = 256 * 1024;
+/** The DNS port (RFC 1035 §4.2.1). */
+export const DNS_PORT = 53;
+/** A repeated warning (same key) is logged at most once per this period. */
+const LOG_EVERY_MS = 60_000;
+/** Keys remembered by the warning rate limiter before it starts over. */
+const LOG_KEYS_MAX = 1024;
+
+/** The client flow the relay works on; the runtime's UdpFlow (src/udp-flow.ts) satisfies it. */
+export interface RelayUdpFlow {
+  readonly clientAddress: string;
+  readonly clientPort: number;
+  readonly family: 'IPv4' | 'IPv6';
+  readonly closed: boolean;
+  /** Sends a datagram to the client as if from `from`; false when dropped. */
+  send(payload: Uint8Array, from: UdpEndpoint): boolean;
+  /** ICMP port unreachable to the client about a datagram it sent to `destination`. */
+  unreachable(destination: UdpEndpoint): void;
+  /** Ends the flow ('close' follows). */
+  close(): void;
+  on(event: 'datagram', listener: (payload: Buffer, destination: UdpEndpoint) => void): unknown;
+  on(event: 'close', listener: () => void): unknown;
+}
+
+/** What attach() needs from the runtime: StackRuntime.onUdpFlow. */
+export interface UdpFlowSource {
+  onUdpFlow(handler: ((flow: RelayUdpFlow) => void) | undefined): void;
+}
+
+/** Options of a UdpRelay. */
+export interface UdpRelayOptions {
+  /** Opens associations; undefined when the proxy has no UDP (SOCKS4, HTTP, reject). */
+  readonly udpDialer: UdpDialer | undefined;
+  /** The TCP dialer, for DNS over TCP. */
+  readonly dialer: Dialer;
+  /**
+   * DNS (port 53) over TCP: 'auto' (default) when the proxy has no UDP (udpDialer undefined, or
+   * its ASSOCIATE refused as unsupported), 'always' for every DNS datagram, 'never' at all.
+   */
+  readonly dnsOverTcp?: 'auto' | 'always' | 'never';
+  /** Logger; default silent. */
+  readonly log?: Logger;
+  /** Dial and ASSOCIATE timeout; default DEFAULT_DIAL_TIMEOUT_MS. */
+  readonly dialTimeoutMs?: number;
+  /** Destinations never relayed (the proxy itself); dropped as 'loop'. */
+  readonly loopGuard?: readonly Destination[];
+  /** Per-flow queue while an association opens; default DEFAULT_UDP_QUEUE_DATAGRAMS. */
+  readonly queueDatagrams?: number;
+  /** Per-flow queued payload bytes; default DEFAULT_UDP_QUEUE_BYTES. */
+  readonly queueBytes?: number;
+}
+
+/**
+ * Counters of a UdpRelay. `dropped` reasons: 'loop', 'no-udp', 'queue-full', 'associate-failed',
+ * 'reply-rejected' (the flow refused a reply: closed, wrong family), 'dns-dial-failed',
+ * 'dns-timeout', 'dns-busy', 'dns-malformed', 'dns-closed', and the associations' own
+ * ('socks5-udp-fragment', 'socks5-udp-malformed').
+ */
+export interface UdpRelayStats {
+  /** Flows being relayed now. */
+  flowsOpen: number;
+  /** Flows seen since the relay was created. */
+  flowsTotal: number;
+  /** Datagrams from clients. */
+  datagramsUp: number;
+  /** Datagrams delivered to clients. */
+  datagramsDown: number;
+  /** Payload bytes from clients. */
+  bytesUp: number;
+  /** Payload bytes delivered to clients. */
+  bytesDown: number;
+  /** Associations opened (including re-opened ones). */
+  associations: number;
+  /** DNS queries sent over TCP. */
+  dnsOverTcp: number;
+  /** Dropped datagrams by reason. */
+  dropped: Record<string, number>;
+}
+
+interface Queued {
+  readonly payload: Buffer;
+  readonly dst: UdpEndpoint;
+}
+
+/** The relay's state for one client flow. */
+interface FlowState {
+  readonly flow: RelayUdpFlow;
+  association: UdpAssociation | undefined;
+  associating: boolean;
+  queue: Queued[];
+  queuedBytes: number;
+  dns: DnsOverTcp | undefined;
+  closed: boolean;
+}
+
+/** An endpoint as a lookup key, addresses in canonical text. */
+function endpointKey(host: string, port: number): string {
+  const a = parseAddress(host);
+  return `${a === undefined ? host.toLowerCase() : formatAddress(a)}|${port}`;
+}
+
+/** Relays the runtime's UDP flows through a UdpDialer (and DNS over TCP through a Dialer). */
+export class UdpRelay {
+  /** Counters, updated live. */
+  readonly stats: UdpRelayStats = {
+    flowsOpen: 0,
+    flowsTotal: 0,
+    datagramsUp: 0,
+    datagramsDown: 0,
+    bytesUp: 0,
+    bytesDown: 0,
+    associations: 0,
+    dnsOverTcp: 0,
+    dropped: {},
+  };
+  private readonly flows = new Set<FlowState>();
+  private readonly loopKeys: Set<string>;
+  private readonly dialTimeoutMs: number;
+  private readonly mode: 'auto' | 'always' | 'never';
+  private readonly queueDatagrams: number;
+  private readonly queueBytes: number;
+  private readonly logged = new Map<string, number>();
+  private source: UdpFlowSource | undefined;
+  /** Learned: the proxy refused ASSOCIATE as unsupported, so later flows skip it. */
+  private noUdp = false;
+  private isClosed = false;
+
+  constructor(private readonly options: UdpRelayOptions) {
+    this.loopKeys = new Set((options.loopGuard ?? []).map((d) => endpointKey(d.host, d.port)));
+    this.dialTimeoutMs = options.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS;
+    this.mode = options.dnsOverTcp ?? 'auto';
+    this.queueDatagrams = options.queueDatagrams ?? DEFAULT_UDP_QUEUE_DATAGRAMS;
+    this.queueBytes = options.queueBytes ?? DEFAULT_UDP_QUEUE_BYTES;
+  }
+
+  /** True when this relay has learned (or was told) that the proxy carries no UDP. */
+  get udpUnavailable(): boolean {
+    return this.noUdp || this.options.udpDialer === undefined;
+  }
+
+  /** Takes over the runtime's UDP flows (replacing any earlier handler). */
+  attach(runtime: UdpFlowSource): void {
+    this.source = runtime;
+    runtime.onUdpFlow((flow) => this.accept(flow));
+  }
+
+  /** Detaches from the runtime and ends every flow and association. */
+  close(): void {
+    if (this.isClosed) return;
+    this.isClosed = true;
+    this.source?.onUdpFlow(undefined);
+    for (const state of [...this.flows]) {
+      state.flow.close();
+      this.flowClosed(state);
+    }
+  }
+
+  /** Starts relaying one flow; its first datagram follows right after. */
+  accept(flow: RelayUdpFlow): void {
+    if (this.isClosed) {
+      flow.close();
+      return;
+    }
+    const state: FlowState = {
+      flow,
+      association: undefined,
+      associating: false,
+      queue: [],
+      queuedBytes: 0,
+      dns: undefined,
+      closed: false,
+    };
+    this.flows.add(state);
+    this.stats.flowsOpen++;
+    this.stats.flowsTotal++;
+    flow.on('datagram', (payload, dst) => {
+      this.stats.datagramsUp++;
+      this.stats.bytesUp += payload.length;
+      this.route(state, payload, dst);
+    });
+    flow.on('close', () => this.flowClosed(state));
+  }
+
+  private route(state: FlowState, payload: Buffer, dst: UdpEndpoint): void {
+    if (state.closed) return;
+    if (this.loopKeys.size > 0 && this.loopKeys.has(endpointKey(dst.address, dst.port))) {
+      this.drop('loop');
+      this.warnLimited(`loop|${dst.address}|${dst.port}`, 'UDP to the proxy itself dropped', dst);
+      return;
+    }
+    if (dst.port === DNS_PORT && this.dnsOverTcpFor()) {
+      this.dnsQuery(state, payload, dst);
+      return;
+    }
+    if (this.udpUnavailable) {
+      this.drop('no-udp');
+      this.warnLimited(`no-udp|${dst.address}|${dst.port}`, 'UDP dropped: the proxy has no UDP', dst);
+      return;
+    }
+    const association = state.association;
+    if (association !== undefined && !association.closed) {
+      association.send(payload, { host: dst.address, port: dst.port });
+      return;
+    }
+    if (state.queue.length >= this.queueDatagrams || state.queuedBytes + payload.length > this.queueBytes) {
+      this.drop('queue-full');
+      return;
+    }
+    state.queue.push({ payload, dst });
+    state.queuedBytes += payload.length;
+    if (!state.associating) this.associate(state);
+  }
+
+  /** Whether a DNS datagram goes over TCP now. */
+  private dnsOverTcpFor(): boolean {
+    if (this.mode === 'always') return true;
+    return this.mode === 'auto' && this.udpUnavailable;
+  }
+
+  private associate(state: FlowState): void {
+    const udpDialer = this.options.udpDialer;
+    if (udpDialer === undefined) return;
+    state.associating = true;
+    udpDialer.associate({ timeoutMs: this.dialTimeoutMs }).then(
+      (association) => {
+        state.associating = false;
+        if (state.closed || this.isClosed) {
+          association.close();
+          return;
+        }
+        this.stats.associations++;
+        state.association = association;
+        association.on('message', (payload: Buffer, from: UdpEndpoint) => {
+          if (state.association !== association) return;
+          if (state.flow.send(payload, from)) {
+            this.stats.datagramsDown++;
+            this.stats.bytesDown += payload.length;
+          } else this.drop('reply-rejected');
+        });
+        association.on('drop', (reason: UdpDropReason) => this.drop(reason));
+        association.on('close', (err?: Error) => {
+          // The next datagram of the flow opens a new association.
+          if (state.association === association) state.association = undefined;
+          if (err !== undefined && !state.closed) {
+            this.options.log?.debug('UDP association ended', { client: clientOf(state), error: err.message });
+          }
+        });
+        for (const q of this.takeQueue(state))
+          association.send(q.payload, { host: q.dst.address, port: q.dst.port });
+      },
+      (err: unknown) => {
+        state.associating = false;
+        const queued = this.takeQueue(state);
+        if (state.closed || this.isClosed) return;
+        if (isUdpUnsupported(err)) {
+          if (!this.noUdp) {
+            this.options.log?.warn('the proxy has no UDP: DNS goes over TCP, other UDP is dropped', {
+              proxy: this.options.udpDialer?.name,
+            });
+          }
+          this.noUdp = true;
+          for (const q of queued) this.route(state, q.payload, q.dst);
+          return;
+        }
+        const message = err instanceof Error ? err.message : String(err);
+        this.warnLimited('associate', 'UDP ASSOCIATE failed', undefined, message);
+        for (const q of queued) {
+          this.drop('associate-failed');
+          state.flow.unreachable(q.dst);
+        }
+      },
+    );
+  }
+
+  private dnsQuery(state: FlowState, payload: Buffer, dst: UdpEndpoint): void {
+    state.dns ??= new DnsOverTcp({ dialer: this.options.dialer, dialTimeoutMs: this.dialTimeoutMs });
+    this.stats.dnsOverTcp++;
+    state.dns.query({ host: dst.address, port: dst.port }, payload).then(
+      (answer) => {
+        if (state.closed) return;
+        if (state.flow.send(answer, dst)) {
+          this.stats.datagramsDown++;
+          this.stats.bytesDown += answer.length;
+        } else this.drop('reply-rejected');
+      },
+      (err: unknown) => {
+        if (state.closed) return;
+        if (err instanceof DialError) {
+          this.drop('dns-dial-failed');
+          this.warnLimited(`dns|${dst.address}`, 'DNS over TCP dial failed', dst, err.message);
+          state.flow.unreachable(dst);
+        } else if (err instanceof DnsOverTcpError) {
+          this.drop(`dns-${err.code.slice('EDNS_'.length).toLowerCase()}`);
+        } else this.drop('dns-failed');
+      },
+    );
+  }
+
+  private takeQueue(state: FlowState): Queued[] {
+    const queued = state.queue;
+    state.queue = [];
+    state.queuedBytes = 0;
+    return queued;
+  }
+
+  private flowClosed(state: FlowState): void {
+    if (state.closed) return;
+    state.closed = true;
+    this.flows.delete(state);
+    this.stats.flowsOpen--;
+    this.takeQueue(state);
+    const association = state.association;
+    state.association = undefined;
+    association?.close();
+    state.dns?.close();
+  }
+
+  private drop(reason: string): void {
+    this.stats.dropped[reason] = (this.stats.dropped[reason] ?? 0) + 1;
+  }
+
+  /** One warning per key per LOG_EVERY_MS. */
+  private warnLimited(key: string, message: string, dst?: UdpEndpoint, error?: string): void {
+    const log = this.options.log;
+    if (log === undefined || !log.enabled('warn')) return;
+    const now = performance.now();
+    const last = this.logged.get(key);
+    if (last !== undefined && now - last < LOG_EVERY_MS) return;
+    if (this.logged.size >= LOG_KEYS_MAX) this.logged.clear();
+    this.logged.set(key, now);
+    const fields: Record<string, unknown> = {};
+    if (dst !== undefined) fields.dst = endpointText(dst);
+    if (error !== undefined) fields.error = error;
+    log.warn(message, fields);
+  }
+}
+
+function endpointText(e: UdpEndpoint): string {
+  return e.address.includes(':') ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`;
+}
+
+function clientOf(state: FlowState): string {
+  return endpointText({ address: state.flow.clientAddress, port: state.flow.clientPort });
+}
