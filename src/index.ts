@@ -9,21 +9,25 @@ export {
   StackRuntime,
   TcpRequest,
   type TcpRequestHandler,
+  type UdpFlowHandler,
 } from './runtime.js';
 export {
   DEFAULT_IP_OPTIONS,
   DEFAULT_TCP_CONFIG,
+  DEFAULT_UDP_CONFIG,
   type IpOptions,
   StackOptionError,
   type StackOptions,
   type TcpConfig,
+  type UdpConfig,
 } from './stack/options.js';
 export { type RandomSource, seededRandom } from './stack/random.js';
 export { Stack, type StackConfig } from './stack/stack.js';
 export { StackStats } from './stack/stats.js';
-export type { TcpConnection } from './stack/tcp/connection.js';
+export type { TcpConnection, TcpRejectHow } from './stack/tcp/connection.js';
 export { type TcpErrorCode, TcpEvent, type TcpState } from './stack/tcp/state.js';
 export { IpPacketInfo, RxFlags, type TransportHandler } from './stack/transport.js';
+export type { UdpCloseReason, UdpFlowEntry, UdpLayer } from './stack/udp/udp-layer.js';
 export { formatAddress, parseAddress } from './stack/wire/address.js';
 export { Icmpv4Packet, Icmpv4Repr } from './stack/wire/icmpv4.js';
 export { Icmpv6Packet, Icmpv6Repr } from './stack/wire/icmpv6.js';
@@ -34,3 +38,4 @@ export { TcpFlags, TcpRepr, TcpSegment } from './stack/wire/tcp.js';
 export { UdpDatagram, UdpRepr } from './stack/wire/udp.js';
 export { TcpSocket } from './tcp-socket.js';
 export * from './tun/index.js';
+export { type UdpEndpoint, UdpFlow, type UdpFlowEvents } from './udp-flow.js';

@@ -7,11 +7,13 @@ import { randomFillSync } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { RandomSource } from './stack/random.js';
 import { Stack, type StackConfig } from './stack/stack.js';
-import type { TcpConnection } from './stack/tcp/connection.js';
+import type { TcpConnection, TcpRejectHow } from './stack/tcp/connection.js';
 import { TcpEvent } from './stack/tcp/state.js';
+import type { UdpCloseReason, UdpFlowEntry, UdpLayer, UdpOwner } from './stack/udp/udp-layer.js';
 import { formatAddress } from './stack/wire/address.js';
 import { type SocketDriver, TcpSocket } from './tcp-socket.js';
 import type { Device, PacketSink } from './tun/device.js';
+import { type UdpDriver, UdpFlow } from './udp-flow.js';
 
 /**
  * A TCP connection request: a SYN arrived for `localAddress:localPort` (any address: the stack
@@ -56,8 +58,11 @@ export class TcpRequest {
     return socket;
   }
 
-  /** Refuses: 'rst' (default) like a closed port, 'drop' like a silent firewall. */
-  reject(how: 'rst' | 'drop' = 'rst'): void {
+  /**
+   * Refuses: 'rst' (default) like a closed port (ECONNREFUSED), 'drop' like a silent firewall,
+   * 'net-unreachable' / 'host-unreachable' as an ICMP error (ENETUNREACH / EHOSTUNREACH).
+   */
+  reject(how: TcpRejectHow = 'rst'): void {
     this.driver.enter();
     this.connection.reject(how);
     this.driver.kick();
@@ -66,6 +71,9 @@ export class TcpRequest {
 
 /** Called for each TCP connection request. */
 export type TcpRequestHandler = (request: TcpRequest) => void;
+
+/** Called for each new UDP flow, before its first datagram is emitted. */
+export type UdpFlowHandler = (flow: UdpFlow) => void;
 
 /** A RandomSource drawing from the operating system's CSPRNG, 1024 values per refill. */
 export function cryptoRandom(): RandomSource {
@@ -84,7 +92,7 @@ export function cryptoRandom(): RandomSource {
 export type RuntimeOptions = Omit<StackConfig, 'transmit' | 'random'> & { readonly random?: RandomSource };
 
 /** Joins a device and a stack, with the one timer the stack needs. */
-export class StackRuntime implements PacketSink, SocketDriver {
+export class StackRuntime implements PacketSink, SocketDriver, UdpDriver {
   /** The stack this runtime drives. */
   readonly stack: Stack;
   private timer: NodeJS.Timeout | undefined;
@@ -92,6 +100,19 @@ export class StackRuntime implements PacketSink, SocketDriver {
   private closed = false;
   private kicked = false;
   private tcpHandler: TcpRequestHandler | undefined;
+  private udpHandler: UdpFlowHandler | undefined;
+  private readonly udpOwner: UdpOwner = {
+    opened: (entry: UdpFlowEntry) => {
+      const flow = new UdpFlow(entry, this);
+      this.udpHandler?.(flow);
+    },
+    datagram: (entry: UdpFlowEntry, payload: Uint8Array, dst: Uint8Array, dstPort: number) => {
+      (entry.owner as UdpFlow).deliver(payload, dst, dstPort);
+    },
+    closed: (entry: UdpFlowEntry, reason: UdpCloseReason) => {
+      (entry.owner as UdpFlow).emit('close', reason);
+    },
+  };
   private readonly dispatch = (c: TcpConnection, bits: number): void => {
     if ((bits & TcpEvent.SYN) !== 0 && c.state === 'SYN-PENDING') {
       if (this.tcpHandler === undefined) c.reject('rst');
@@ -126,9 +147,33 @@ export class StackRuntime implements PacketSink, SocketDriver {
     this.stack.tcp.listening = handler !== undefined;
   }
 
-  /** SocketDriver: refresh the core's clock before an owner call. */
+  /**
+   * Terminates UDP: every new client endpoint becomes a flow for `handler` (without one, every
+   * datagram is answered with ICMP Port Unreachable). Flows open at the time are closed.
+   */
+  onUdpFlow(handler: UdpFlowHandler | undefined): void {
+    this.udpHandler = handler;
+    const udp = this.stack.udp;
+    if (handler === undefined) {
+      this.enter();
+      for (const entry of [...udp.entries()]) udp.close(entry);
+      udp.owner = undefined;
+    } else {
+      udp.owner = this.udpOwner;
+    }
+    this.schedule();
+  }
+
+  /** UdpDriver: the stack's UDP layer. */
+  get udp(): UdpLayer {
+    return this.stack.udp;
+  }
+
+  /** SocketDriver/UdpDriver: refresh the core's clock before an owner call. */
   enter(): void {
-    this.stack.tcp.now = this.now();
+    const now = this.now();
+    this.stack.tcp.now = now;
+    this.stack.udp.now = now;
   }
 
   /** SocketDriver: flush output and deliver events at the end of this turn (coalescing calls). */
@@ -197,10 +242,11 @@ export class StackRuntime implements PacketSink, SocketDriver {
     this.timer.unref();
   }
 
-  /** Resets every open TCP connection (RST), stops the timer and closes the device. */
+  /** Resets every open TCP connection (RST), closes every UDP flow, stops the timer and closes the device. */
   async close(): Promise<void> {
     if (!this.closed) {
       this.enter();
+      for (const entry of [...this.stack.udp.entries()]) this.stack.udp.close(entry);
       for (const c of [...this.stack.tcp.connections()]) c.abort();
       this.stack.flush(this.now());
       this.stack.tcp.takeEvents(this.dispatch);

@@ -3,6 +3,9 @@
  *
  * Defaults follow Linux where the RFCs leave a choice; each says which.
  */
+import { DEFAULT_UDP_CONFIG, type UdpConfig } from './udp/udp-layer.js';
+
+export { DEFAULT_UDP_CONFIG, type UdpConfig };
 
 /** Options of the IP layer (fragments, ICMP). */
 export interface IpOptions {
@@ -81,7 +84,10 @@ export interface TcpConfig {
 }
 
 /** Options accepted by `Stack`: any subset of the defaults. */
-export type StackOptions = Partial<IpOptions> & { readonly tcp?: Partial<TcpConfig> };
+export type StackOptions = Partial<IpOptions> & {
+  readonly tcp?: Partial<TcpConfig>;
+  readonly udp?: Partial<UdpConfig>;
+};
 
 /** The documented TCP defaults. */
 export const DEFAULT_TCP_CONFIG: TcpConfig = Object.freeze({
@@ -139,7 +145,7 @@ function integer(name: string, value: number, min: number, max: number): void {
 
 /** Fills defaults and validates ranges. */
 export function resolveIpOptions(options: StackOptions = {}): IpOptions {
-  const { tcp: _tcp, ...ip } = options;
+  const { tcp: _tcp, udp: _udp, ...ip } = options;
   const o: IpOptions = { ...DEFAULT_IP_OPTIONS, ...ip };
   // 576 is the IPv4 minimum reassembly size (RFC 791); IPv6 needs 1280 (RFC 8200 §5), checked on use.
   integer('mtu', o.mtu, 576, 65535);
@@ -151,6 +157,14 @@ export function resolveIpOptions(options: StackOptions = {}): IpOptions {
   integer('reassemblyTimeoutV6Ms', o.reassemblyTimeoutV6Ms, 1, 3_600_000);
   integer('icmpErrorRatePerSec', o.icmpErrorRatePerSec, 0, 1_000_000);
   integer('icmpErrorBurst', o.icmpErrorBurst, 0, 1_000_000);
+  return Object.freeze(o);
+}
+
+/** Fills UDP defaults and validates ranges. */
+export function resolveUdpConfig(options: Partial<UdpConfig> = {}): UdpConfig {
+  const o: UdpConfig = { ...DEFAULT_UDP_CONFIG, ...options };
+  integer('udp.idleTimeoutMs', o.idleTimeoutMs, 1, 86_400_000);
+  integer('udp.maxFlows', o.maxFlows, 1, 1 << 24);
   return Object.freeze(o);
 }
 

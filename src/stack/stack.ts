@@ -4,16 +4,22 @@
  * any monotonic clock), randomness from the injected source, and `nextDeadline()` tells the
  * runtime when to call `poll()` next, so one real timer serves every connection.
  */
-import { ClosedUdp } from './closed.js';
 import { Icmp } from './ip/icmp.js';
 import { IpLayer, type Transports } from './ip/ip-layer.js';
 import { IpOutput, type Transmit } from './ip/output.js';
 import { Reassembler } from './ip/reassembly.js';
-import { type IpOptions, resolveIpOptions, resolveTcpConfig, type StackOptions } from './options.js';
+import {
+  type IpOptions,
+  resolveIpOptions,
+  resolveTcpConfig,
+  resolveUdpConfig,
+  type StackOptions,
+} from './options.js';
 import type { RandomSource } from './random.js';
 import { StackStats } from './stats.js';
 import { TcpLayer } from './tcp/tcp-layer.js';
-import { IpPacketInfo, type TransportHandler } from './transport.js';
+import { IpPacketInfo } from './transport.js';
+import { UdpLayer } from './udp/udp-layer.js';
 
 /** What a `Stack` is built from. */
 export interface StackConfig {
@@ -37,6 +43,8 @@ export class Stack {
   readonly icmp: Icmp;
   /** The TCP layer: set `tcp.listening` and take its events to terminate connections. */
   readonly tcp: TcpLayer;
+  /** The UDP layer: set `udp.owner` to receive flows (until then every port is closed). */
+  readonly udp: UdpLayer;
   private readonly reassembler: Reassembler;
   private readonly transports: Transports;
   private readonly ip: IpLayer;
@@ -53,14 +61,16 @@ export class Stack {
       timeoutV4Ms: o.reassemblyTimeoutV4Ms,
       timeoutV6Ms: o.reassemblyTimeoutV6Ms,
     });
-    this.tcp = new TcpLayer(resolveTcpConfig(config.options?.tcp), this.output, this.stats, config.random);
-    this.transports = { tcp: this.tcp, udp: new ClosedUdp(this.icmp) };
+    this.tcp = new TcpLayer(
+      resolveTcpConfig(config.options?.tcp),
+      this.output,
+      this.stats,
+      config.random,
+      this.icmp,
+    );
+    this.udp = new UdpLayer(resolveUdpConfig(config.options?.udp), this.output, this.icmp, this.stats);
+    this.transports = { tcp: this.tcp, udp: this.udp };
     this.ip = new IpLayer(this.stats, this.icmp, this.reassembler, this.transports, new IpPacketInfo());
-  }
-
-  /** Installs the UDP layer (until then every port answers with ICMP Port Unreachable). */
-  setUdpHandler(handler: TransportHandler): void {
-    this.transports.udp = handler;
   }
 
   /** Takes one IP packet from the device. `packet` may be reused by the caller after return. */
@@ -79,14 +89,16 @@ export class Stack {
   poll(now: number): void {
     this.ip.expire(now);
     this.tcp.poll(now);
+    this.udp.poll(now);
   }
 
   /** When `poll` must run next, or undefined when no timer is pending. */
   nextDeadline(): number | undefined {
-    const a = this.reassembler.nextDeadline();
-    const b = this.tcp.nextDeadline();
-    if (a === undefined) return b;
-    return b === undefined ? a : Math.min(a, b);
+    let deadline = this.reassembler.nextDeadline();
+    for (const d of [this.tcp.nextDeadline(), this.udp.nextDeadline()]) {
+      if (d !== undefined && (deadline === undefined || d < deadline)) deadline = d;
+    }
+    return deadline;
   }
 
   /** Datagrams currently held in reassembly, and their bytes. */

@@ -55,6 +55,16 @@ export class StackStats {
   tcpResetsSent = 0;
   /** Resets received that closed a connection. */
   tcpResetsReceived = 0;
+  /** UDP flows (client endpoints) opened. */
+  udpFlowsOpened = 0;
+  /** UDP flows closed after their idle timeout. */
+  udpFlowsExpired = 0;
+  /** UDP flows closed to make room when the table was full. */
+  udpFlowsEvicted = 0;
+  /** UDP datagrams delivered to the owner. */
+  udpDatagramsIn = 0;
+  /** UDP datagrams sent to clients. */
+  udpDatagramsOut = 0;
   /** Dropped packets by reason, e.g. 'ipv4-bad-checksum'. */
   readonly drops = new Map<string, number>();
 

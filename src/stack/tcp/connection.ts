@@ -38,9 +38,14 @@ export interface TcpContext {
   releasePending(c: TcpConnection): void;
   /** Takes one challenge ACK from the layer-wide budget (RFC 5961 §7); false when spent. */
   takeChallengeAck(): boolean;
+  /** Sends the client ICMP Destination Unreachable about the SYN of `c`. */
+  unreachable(c: TcpConnection, kind: 'net' | 'host'): void;
   /** Milliseconds of the current call (input, poll, flush or an owner call). */
   readonly now: number;
 }
+
+/** How a connection request is refused; see `TcpConnection.reject`. */
+export type TcpRejectHow = 'rst' | 'drop' | 'net-unreachable' | 'host-unreachable';
 
 /** A TCP connection terminated by the stack for one four-tuple. */
 export class TcpConnection {
@@ -225,13 +230,19 @@ export class TcpConnection {
 
   /**
    * Refuses the pending SYN. 'rst' answers like a closed port (RST, the client sees ECONNREFUSED);
-   * 'drop' stays silent (the client times out, as behind a firewall). Only in SYN-PENDING.
+   * 'drop' stays silent (the client times out, as behind a firewall); 'net-unreachable' and
+   * 'host-unreachable' answer with ICMP Destination Unreachable about the SYN, which a client's
+   * connect() reports as ENETUNREACH / EHOSTUNREACH. Only in SYN-PENDING.
    */
-  reject(how: 'rst' | 'drop' = 'rst'): void {
+  reject(how: TcpRejectHow = 'rst'): void {
     if (this.state !== 'SYN-PENDING') return;
     if (how === 'rst') {
       sendSegment(this, this.ctx.now, 0, TcpFlags.RST | TcpFlags.ACK, 0, 0);
       this.ctx.stats.tcpResetsSent++;
+    } else if (how === 'net-unreachable') {
+      this.ctx.unreachable(this, 'net');
+    } else if (how === 'host-unreachable') {
+      this.ctx.unreachable(this, 'host');
     }
     this.close(undefined);
   }

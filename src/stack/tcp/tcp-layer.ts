@@ -5,13 +5,16 @@
  * connection's timers on one heap.
  */
 import { sendReset, validateTcp } from '../closed.js';
+import type { Icmp } from '../ip/icmp.js';
 import type { IpOutput } from '../ip/output.js';
+import { sendUnreachable } from '../ip/unreachable.js';
 import type { TcpConfig } from '../options.js';
 import type { RandomSource } from '../random.js';
 import type { StackStats } from '../stats.js';
 import type { IpPacketInfo, TransportHandler } from '../transport.js';
+import { IpProtocol } from '../wire/ip-protocol.js';
 import { seqGt } from '../wire/seq.js';
-import { TcpSegment } from '../wire/tcp.js';
+import { TcpFlags, TcpSegment } from '../wire/tcp.js';
 import { TcpOptions } from '../wire/tcp-options.js';
 import { TcpConnection, type TcpContext } from './connection.js';
 import { segmentArrives } from './input.js';
@@ -59,6 +62,7 @@ export class TcpLayer implements TransportHandler, TcpContext {
   private readonly outputQueue: TcpConnection[] = [];
   private readonly heap = new TimerHeap<TcpConnection>();
   private readonly options = new TcpOptions();
+  private readonly synHeader = new Uint8Array(20);
   private challengeTokens: number;
   private challengeRefilledAt = 0;
 
@@ -67,8 +71,35 @@ export class TcpLayer implements TransportHandler, TcpContext {
     readonly output: IpOutput,
     readonly stats: StackStats,
     private readonly random: RandomSource,
+    private readonly icmp: Icmp,
   ) {
     this.challengeTokens = config.challengeAcksPerSec;
+  }
+
+  /** TcpContext: Destination Unreachable quoting the client's SYN (its ports and ISN, which Linux matches). */
+  unreachable(c: TcpConnection, kind: 'net' | 'host'): void {
+    const h = this.synHeader;
+    h.fill(0);
+    h[0] = c.remotePort >>> 8;
+    h[1] = c.remotePort & 0xff;
+    h[2] = c.localPort >>> 8;
+    h[3] = c.localPort & 0xff;
+    h[4] = c.irs >>> 24;
+    h[5] = (c.irs >>> 16) & 0xff;
+    h[6] = (c.irs >>> 8) & 0xff;
+    h[7] = c.irs & 0xff;
+    h[12] = 5 << 4;
+    h[13] = TcpFlags.SYN;
+    sendUnreachable(
+      this.icmp,
+      this.output,
+      kind,
+      c.remoteAddress,
+      c.localAddress,
+      IpProtocol.TCP,
+      h,
+      this.now,
+    );
   }
 
   /** TcpContext: a token bucket of challengeAcksPerSec, refilled continuously. */
