@@ -1,9 +1,13 @@
 /**
  * Command-line parsing for `tun2socks`: flags named as in the most used tun2socks, strict (an
- * unknown flag or a bad value is a one-line error, exit code 2).
+ * unknown flag or a bad value is a one-line error, exit code 2), and `--config FILE` (YAML with
+ * the same keys as the flags; a flag given on the command line wins over the file).
  */
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { parse as parseYaml } from 'yaml';
 import { LOG_LEVELS, type LogLevel } from './log.js';
+import { type ProxyConfig, parseProxyUrl } from './proxy/url.js';
 
 /** A bad flag or value: the CLI prints the message alone and exits with code 2. */
 export class UsageError extends Error {
@@ -11,31 +15,114 @@ export class UsageError extends Error {
   readonly code = 'ERR_USAGE';
 }
 
-/** The parsed command line. */
+/** How DNS is carried when the proxy has no UDP: see UdpRelayOptions.dnsOverTcp. */
+export type DnsOverTcpMode = 'auto' | 'always' | 'never';
+
+/** The parsed command line (and config file). */
 export interface CliOptions {
   readonly device: string | undefined;
+  readonly proxy: ProxyConfig;
   readonly mtu: number | undefined;
   readonly pcap: string | undefined;
   readonly loglevel: LogLevel;
   readonly icmpEcho: boolean;
+  /** UDP flow idle timeout in ms. */
+  readonly udpTimeoutMs: number;
+  /** TCP relay idle timeout in ms. */
+  readonly tcpIdleTimeoutMs: number;
+  /** Upstream dial timeout in ms. */
+  readonly dialTimeoutMs: number;
+  /** TCP send / receive buffer per connection in bytes (undefined: the stack's default). */
+  readonly tcpSndbuf: number | undefined;
+  readonly tcpRcvbuf: number | undefined;
+  readonly dnsOverTcp: DnsOverTcpMode;
+  /** Print the counters every this many ms (0: only on SIGUSR1). */
+  readonly statsIntervalMs: number;
   readonly help: boolean;
   readonly version: boolean;
 }
 
+/** Defaults of the flags with one. */
+export const CLI_DEFAULTS = Object.freeze({
+  proxy: 'direct://',
+  loglevel: 'info' as LogLevel,
+  udpTimeoutMs: 60_000,
+  tcpIdleTimeoutMs: 300_000,
+  dialTimeoutMs: 5000,
+  dnsOverTcp: 'auto' as DnsOverTcpMode,
+});
+
 /** The text of `--help`. */
-export const HELP = `Usage: tun2socks --device <tun0|tun://tun0|fd://N> [options]
+export const HELP = `Usage: tun2socks --device <tun0|tun://tun0|fd://N> [--proxy URL] [options]
 
 Options:
-  --device SPEC        TUN device to create or attach (tun0, tun://tun0), or fd://N handed over by a parent
-  --mtu N              set the device MTU (default: the device's own)
-  --pcap FILE          write every packet in and out to FILE (pcap, LINKTYPE_RAW)
-  --loglevel LEVEL     debug | info | warn | error | silent (default: info)
-  --icmp-echo on|off   answer ping for every address (default: on)
-  --version            print the version and exit
-  --help               print this help and exit
+  --device SPEC          TUN device to create or attach (tun0, tun://tun0), or fd://N handed over by a parent
+  --proxy URL            upstream: socks5://[user:pass@]host:port, socks4://, socks4a://,
+                         http://[user:pass@]host:port (CONNECT, TCP only), direct://, reject://
+                         (default: direct://)
+  --mtu N                set the device MTU (default: the device's own)
+  --udp-timeout DUR      close a UDP flow idle this long (default: 60s)
+  --tcp-idle-timeout DUR reset a relayed TCP connection idle this long (default: 300s)
+  --dial-timeout DUR     give up on an upstream connect after this long (default: 5s)
+  --tcp-sndbuf SIZE      TCP send buffer per connection, e.g. 256k (default: 256k, grows to 4m)
+  --tcp-rcvbuf SIZE      TCP receive buffer per connection, e.g. 128k (default: 128k, grows to 4m)
+  --dns-over-tcp MODE    auto | always | never: carry DNS (port 53) over TCP through the proxy;
+                         auto does so when the proxy has no UDP (default: auto)
+  --loglevel LEVEL       debug | info | warn | error | silent (default: info)
+  --pcap FILE            write every packet in and out to FILE (pcap, LINKTYPE_RAW)
+  --icmp-echo on|off     answer ping for every address (default: on)
+  --stats-interval DUR   print the counters periodically (default: 0, only on SIGUSR1)
+  --config FILE          read options from a YAML file with the same keys (flags win)
+  --version              print the version and exit
+  --help                 print this help and exit
 
-Signals: SIGUSR1 prints the counters; SIGINT/SIGTERM close the device and exit.
+DUR is a number with ms, s, m or h (a bare number is seconds); SIZE is bytes with k, m or g.
+Signals: SIGUSR1 prints the counters; SIGINT/SIGTERM reset open connections and exit.
 `;
+
+const OPTIONS = {
+  device: { type: 'string' },
+  proxy: { type: 'string' },
+  mtu: { type: 'string' },
+  'udp-timeout': { type: 'string' },
+  'tcp-idle-timeout': { type: 'string' },
+  'dial-timeout': { type: 'string' },
+  'tcp-sndbuf': { type: 'string' },
+  'tcp-rcvbuf': { type: 'string' },
+  'dns-over-tcp': { type: 'string' },
+  loglevel: { type: 'string' },
+  pcap: { type: 'string' },
+  'icmp-echo': { type: 'string' },
+  'stats-interval': { type: 'string' },
+  config: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean', short: 'v' },
+} as const;
+
+/** The keys a config file may hold: every flag but config, help and version. */
+const CONFIG_KEYS = Object.keys(OPTIONS).filter((k) => k !== 'config' && k !== 'help' && k !== 'version');
+
+/** Parses a duration: `500ms`, `5s`, `2m`, `1h`, or a bare number of seconds. Returns ms. */
+export function parseDuration(name: string, value: string, max = 86_400_000): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value.trim());
+  if (m === null) throw new UsageError(`--${name} must be a duration like 500ms, 30s or 5m, got "${value}"`);
+  const unit = m[2] ?? 's';
+  const ms = Number(m[1]) * (unit === 'ms' ? 1 : unit === 's' ? 1000 : unit === 'm' ? 60_000 : 3_600_000);
+  if (!Number.isFinite(ms) || ms > max)
+    throw new UsageError(`--${name} must be at most ${max / 1000}s, got "${value}"`);
+  return Math.round(ms);
+}
+
+/** Parses a byte size: `65536`, `256k`, `4m`, `1g` (binary multiples). */
+export function parseSize(name: string, value: string, min: number, max: number): number {
+  const m = /^(\d+)([kmg])?i?b?$/i.exec(value.trim());
+  if (m === null) throw new UsageError(`--${name} must be a size like 262144, 256k or 4m, got "${value}"`);
+  const unit = (m[2] ?? '').toLowerCase();
+  const n = Number(m[1]) * (unit === 'k' ? 1024 : unit === 'm' ? 1024 ** 2 : unit === 'g' ? 1024 ** 3 : 1);
+  if (n < min || n > max)
+    throw new UsageError(`--${name} must be from ${min} to ${max} bytes, got "${value}"`);
+  return n;
+}
 
 function integerFlag(name: string, value: string | undefined, min: number, max: number): number | undefined {
   if (value === undefined) return undefined;
@@ -45,8 +132,51 @@ function integerFlag(name: string, value: string | undefined, min: number, max: 
   return n;
 }
 
-/** Parses argv (without node and script); throws UsageError on any problem. */
-export function parseCliArgs(argv: readonly string[]): CliOptions {
+function oneOf<T extends string>(name: string, value: string, allowed: readonly T[]): T {
+  if (!(allowed as readonly string[]).includes(value)) {
+    throw new UsageError(`--${name} must be one of ${allowed.join(', ')}, got "${value}"`);
+  }
+  return value as T;
+}
+
+/** Reads a YAML config file into flag values (strings), with one-line errors. */
+export function readConfigFile(
+  path: string,
+  read: (path: string) => string = (p) => readFileSync(p, 'utf8'),
+): Record<string, string> {
+  let text: string;
+  try {
+    text = read(path);
+  } catch (err) {
+    throw new UsageError(
+      `--config ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+    );
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (err) {
+    throw new UsageError(`--config ${path}: not valid YAML: ${(err as Error).message.split('\n')[0]}`);
+  }
+  if (doc === null || doc === undefined) return {};
+  if (typeof doc !== 'object' || Array.isArray(doc)) {
+    throw new UsageError(`--config ${path}: expected a mapping of option names to values`);
+  }
+  const out: Record<string, string> = {};
+  for (const [rawKey, value] of Object.entries(doc as Record<string, unknown>)) {
+    const key = rawKey.replaceAll('_', '-');
+    if (!CONFIG_KEYS.includes(key)) {
+      throw new UsageError(`--config ${path}: unknown key "${rawKey}" (keys are the flag names, see --help)`);
+    }
+    if (typeof value === 'boolean' && key === 'icmp-echo') out[key] = value ? 'on' : 'off';
+    else if (typeof value === 'string' || typeof value === 'number') out[key] = String(value);
+    else throw new UsageError(`--config ${path}: "${rawKey}" must be a string or a number`);
+  }
+  return out;
+}
+
+/** Parses argv (without node and script), and the config file it names; throws UsageError on any problem. */
+export function parseCliArgs(argv: readonly string[], read?: (path: string) => string): CliOptions {
   let parsed: ReturnType<
     typeof parseArgs<{ options: typeof OPTIONS; strict: true; allowPositionals: false }>
   >;
@@ -55,34 +185,60 @@ export function parseCliArgs(argv: readonly string[]): CliOptions {
   } catch (err) {
     throw new UsageError(`${(err as Error).message.split('\n')[0]} (see --help)`);
   }
-  const v = parsed.values;
-  const loglevel = v.loglevel ?? 'info';
-  if (!(LOG_LEVELS as readonly string[]).includes(loglevel)) {
-    throw new UsageError(`--loglevel must be one of ${LOG_LEVELS.join(', ')}, got "${loglevel}"`);
-  }
-  const echo = v['icmp-echo'] ?? 'on';
-  if (echo !== 'on' && echo !== 'off') throw new UsageError(`--icmp-echo must be on or off, got "${echo}"`);
-  const options: CliOptions = {
-    device: v.device,
-    mtu: integerFlag('mtu', v.mtu, 576, 65535),
-    pcap: v.pcap,
-    loglevel: loglevel as LogLevel,
-    icmpEcho: echo === 'on',
-    help: v.help ?? false,
-    version: v.version ?? false,
+  const flags = parsed.values as Record<string, string | boolean | undefined>;
+  const help = flags.help === true;
+  const version = flags.version === true;
+  const fromFile =
+    typeof flags.config === 'string' && !help && !version ? readConfigFile(flags.config, read) : {};
+  const get = (key: string): string | undefined => {
+    const v = flags[key];
+    return typeof v === 'string' ? v : fromFile[key];
   };
-  if (!options.help && !options.version && options.device === undefined) {
+
+  const loglevel = oneOf('loglevel', get('loglevel') ?? CLI_DEFAULTS.loglevel, LOG_LEVELS);
+  const echo = oneOf('icmp-echo', get('icmp-echo') ?? 'on', ['on', 'off'] as const);
+  const proxyText = get('proxy') ?? CLI_DEFAULTS.proxy;
+  let proxy: ProxyConfig;
+  try {
+    proxy = parseProxyUrl(proxyText);
+  } catch (err) {
+    // ProxyUrlError messages never echo credentials.
+    throw new UsageError(`--proxy: ${(err as Error).message}`);
+  }
+  const duration = (key: string, fallback: number, min: number): number => {
+    const v = get(key);
+    if (v === undefined) return fallback;
+    const ms = parseDuration(key, v);
+    if (ms < min) throw new UsageError(`--${key} must be at least ${min}ms, got "${v}"`);
+    return ms;
+  };
+  const size = (key: string): number | undefined => {
+    const v = get(key);
+    return v === undefined ? undefined : parseSize(key, v, 4096, 1 << 30);
+  };
+  const options: CliOptions = {
+    device: get('device'),
+    proxy,
+    mtu: integerFlag('mtu', get('mtu'), 576, 65535),
+    pcap: get('pcap'),
+    loglevel,
+    icmpEcho: echo === 'on',
+    udpTimeoutMs: duration('udp-timeout', CLI_DEFAULTS.udpTimeoutMs, 1),
+    tcpIdleTimeoutMs: duration('tcp-idle-timeout', CLI_DEFAULTS.tcpIdleTimeoutMs, 1),
+    dialTimeoutMs: duration('dial-timeout', CLI_DEFAULTS.dialTimeoutMs, 1),
+    tcpSndbuf: size('tcp-sndbuf'),
+    tcpRcvbuf: size('tcp-rcvbuf'),
+    dnsOverTcp: oneOf('dns-over-tcp', get('dns-over-tcp') ?? CLI_DEFAULTS.dnsOverTcp, [
+      'auto',
+      'always',
+      'never',
+    ] as const),
+    statsIntervalMs: duration('stats-interval', 0, 0),
+    help,
+    version,
+  };
+  if (!help && !version && options.device === undefined) {
     throw new UsageError('--device is required (for example --device tun0; see --help)');
   }
   return options;
 }
-
-const OPTIONS = {
-  device: { type: 'string' },
-  mtu: { type: 'string' },
-  pcap: { type: 'string' },
-  loglevel: { type: 'string' },
-  'icmp-echo': { type: 'string' },
-  help: { type: 'boolean', short: 'h' },
-  version: { type: 'boolean', short: 'v' },
-} as const;
