@@ -421,7 +421,7 @@ describe('TcpRelay', () => {
     expect(b.logs.find((l) => l.includes('tcp close'))).toContain('reason=half-closed-timeout');
     // Both sides were reset: the client at once, the upstream on its next write (it has read our FIN
     // and is not reading any more, so only a write notices the RST).
-    expect(s.connection.state).toBe('CLOSED');
+    await waitFor(() => s.connection.state === 'CLOSED', 2000, 'the client reset');
     expect(s.connection.error).toBe('ECONNRESET');
     const upClosed = closed(up);
     up.write('anyone?');

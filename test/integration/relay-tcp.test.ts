@@ -1,0 +1,183 @@
+/**
+ * The TCP relay end to end: curl and node clients in a client namespace connect to servers in a
+ * server namespace; their kernel routes the servers' addresses into TUNs driven by relay runners
+ * (our stack + TcpRelay), which dial out through real SOCKS proxies (danted, microsocks) in a
+ * proxy namespace. See relay-site.ts for the layout.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { canRunIntegration, Testbed } from '../testbed/index.js';
+import {
+  BIG_BYTES,
+  bigSha256,
+  type Lane,
+  PROXY_V4,
+  ProxyPort,
+  RelaySite,
+  relayToolsPresent,
+  ServerPort,
+} from './relay-site.js';
+
+/** What curl (or a node client) did. */
+interface Outcome {
+  code: number;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+/** curl's exit code for "failed to connect to host" (refused, unreachable). */
+const CURL_COULDNT_CONNECT = 7;
+
+/** A half-closing client: sends a message, shuts its write side at once, prints what comes back. */
+const HALF_CLOSE_CLIENT = `
+const net = require('node:net');
+const [host, port] = process.argv.slice(1);
+const s = net.connect({ host, port: Number(port), allowHalfOpen: true });
+const chunks = [];
+const timer = setTimeout(() => { console.log(JSON.stringify({ error: 'timeout' })); process.exit(1); }, 5000);
+s.on('connect', () => s.end('sent before our FIN'));
+s.on('data', (d) => chunks.push(d));
+s.on('error', (e) => { console.log(JSON.stringify({ error: e.code })); process.exit(1); });
+s.on('end', () => {
+  clearTimeout(timer);
+  console.log(JSON.stringify({ got: Buffer.concat(chunks).toString(), writableEnded: s.writableEnded }));
+});
+`;
+
+describe.skipIf(!canRunIntegration() || !relayToolsPresent())('TCP relay through real SOCKS proxies', () => {
+  let bed: Testbed;
+  let site: RelaySite;
+  /** SOCKS5 through danted (IPv4 and IPv6 destinations). */
+  let dante: Lane;
+  /** SOCKS5 through microsocks with the right credentials. */
+  let authOk: Lane;
+  /** SOCKS5 through microsocks with a wrong password. */
+  let authBad: Lane;
+  /** SOCKS4 through danted. */
+  let socks4: Lane;
+  /** SOCKS5 through a microsocks that is not started yet. */
+  let late: Lane;
+
+  async function curl(args: string[], timeoutS = 10): Promise<Outcome> {
+    const t0 = performance.now();
+    const r = await site.client.exec('curl', ['-sS', '--max-time', String(timeoutS), ...args], {
+      allowFail: true,
+      timeoutMs: (timeoutS + 5) * 1000,
+    });
+    return { ...r, ms: performance.now() - t0 };
+  }
+
+  function url(host: string, port: number, path = '/hello'): string {
+    return host.includes(':') ? `http://[${host}]:${port}${path}` : `http://${host}:${port}${path}`;
+  }
+
+  beforeAll(async () => {
+    bed = await Testbed.create('relay');
+    site = await RelaySite.create(bed);
+    [dante, authOk, authBad, socks4, late] = await Promise.all([
+      site.lane(`socks5://${PROXY_V4}:${ProxyPort.DANTED}`),
+      site.lane(`socks5://user:pass@${PROXY_V4}:${ProxyPort.MICROSOCKS_AUTH}`),
+      site.lane(`socks5://user:wrong-secret@${PROXY_V4}:${ProxyPort.MICROSOCKS_AUTH}`),
+      site.lane(`socks4://${PROXY_V4}:${ProxyPort.DANTED}`),
+      site.lane(`socks5://${PROXY_V4}:${ProxyPort.MICROSOCKS_LATE}`),
+    ]);
+  }, 60_000);
+
+  afterAll(async () => {
+    await bed?.destroy();
+  });
+
+  it('HTTP GET through danted (SOCKS5) over IPv4 and IPv6', async () => {
+    const v4 = await curl([url(dante.v4, ServerPort.HTTP)]);
+    expect(v4.stderr).toBe('');
+    expect(v4.stdout).toMatch(
+      new RegExp(`^hello from server (::ffff:)?${dante.v4.replaceAll('.', '\\.')}\\n$`),
+    );
+    const v6 = await curl(['-g', url(dante.v6, ServerPort.HTTP)]);
+    expect(v6.stderr).toBe('');
+    expect(v6.stdout).toBe(`hello from server ${dante.v6}\n`);
+  });
+
+  it('microsocks with the right credentials relays; with a wrong password the client is refused at once', async () => {
+    const ok = await curl([url(authOk.v4, ServerPort.HTTP)]);
+    expect(ok.stdout).toContain('hello from server');
+    const bad = await curl([url(authBad.v4, ServerPort.HTTP)]);
+    expect(bad.code).toBe(CURL_COULDNT_CONNECT);
+    expect(bad.stderr).toMatch(/refused|Couldn't connect/i);
+    expect(bad.ms).toBeLessThan(2000);
+    expect(authBad.stderr()).toContain('code=EPROXYAUTH');
+    // The warning names the client and destination, never the credentials.
+    expect(authBad.stderr()).not.toContain('wrong-secret');
+  });
+
+  it('SOCKS4 through danted', async () => {
+    const r = await curl([url(socks4.v4, ServerPort.HTTP)]);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toContain('hello from server');
+  });
+
+  it('a proxy that is down refuses clients; once it starts, the same relay succeeds', async () => {
+    const down = await curl([url(late.v4, ServerPort.HTTP)]);
+    expect(down.code).toBe(CURL_COULDNT_CONNECT);
+    expect(down.ms).toBeLessThan(2000);
+    expect(late.stderr()).toContain('code=EPROXY');
+    await site.startMicrosocks(ProxyPort.MICROSOCKS_LATE);
+    const up = await curl([url(late.v4, ServerPort.HTTP)]);
+    expect(up.stderr).toBe('');
+    expect(up.stdout).toContain('hello from server');
+    expect(late.runner.exitCode).toBeNull();
+  });
+
+  it('a closed destination port is seen as refused within the dial timeout', async () => {
+    const r = await curl([url(dante.v4, ServerPort.CLOSED)]);
+    expect(r.code).toBe(CURL_COULDNT_CONNECT);
+    expect(r.stderr).toMatch(/refused|Couldn't connect/i);
+    expect(r.ms).toBeLessThan(3000);
+    expect(dante.stderr()).toContain('code=ECONNREFUSED');
+  });
+
+  for (const family of ['IPv4', 'IPv6'] as const) {
+    it(`half-close over ${family}: the client shuts its write side and still receives the reply`, async () => {
+      const host = family === 'IPv4' ? dante.v4 : dante.v6;
+      const r = await site.client.exec(
+        'node',
+        ['-e', HALF_CLOSE_CLIENT, host, String(ServerPort.REPLY_AFTER_END)],
+        {
+          allowFail: true,
+          timeoutMs: 10_000,
+        },
+      );
+      // The server answers only after it saw our FIN (300 ms later): the reply crossed the
+      // relay after the client's end() went through it.
+      expect(JSON.parse(r.stdout.trim())).toEqual({ got: 'sent before our FIN', writableEnded: true });
+    });
+  }
+
+  it(`downloads ${BIG_BYTES / 1024 / 1024} MiB through danted byte-exact (sha256)`, async () => {
+    const t0 = performance.now();
+    const r = await site.client.sh(
+      `curl -sS --max-time 30 ${url(dante.v4, ServerPort.HTTP, '/big')} | sha256sum`,
+      {
+        timeoutMs: 35_000,
+      },
+    );
+    const ms = performance.now() - t0;
+    expect(r.stdout.split(' ')[0]).toBe(bigSha256());
+    expect(ms).toBeLessThan(30_000);
+  }, 40_000);
+
+  it('the runner exits cleanly on SIGTERM with its counters', async () => {
+    const exited = new Promise<number | null>((resolve) =>
+      dante.runner.once('exit', (code) => resolve(code)),
+    );
+    dante.runner.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    const last = dante.stderr().trim().split('\n').pop()!;
+    const { relay } = JSON.parse(last) as {
+      relay: { total: number; open: number; failed: Record<string, number> };
+    };
+    expect(relay.open).toBe(0);
+    expect(relay.total).toBeGreaterThanOrEqual(5);
+    expect(relay.failed.ECONNREFUSED).toBeGreaterThanOrEqual(1);
+  });
+});
