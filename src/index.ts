@@ -4,6 +4,29 @@
 export { LOG_LEVELS, Logger, type LogLevel } from './log.js';
 export * from './proxy/index.js';
 export {
+  DnsOverTcp,
+  DnsOverTcpError,
+  type DnsOverTcpOptions,
+  frameDnsMessage,
+} from './relay/dns-over-tcp.js';
+export {
+  type ClientRefusal,
+  DEFAULT_TCP_HALF_CLOSED_TIMEOUT_MS,
+  DEFAULT_TCP_IDLE_TIMEOUT_MS,
+  refusalFor,
+  TcpRelay,
+  type TcpRelayOptions,
+  type TcpRelayStats,
+} from './relay/tcp-relay.js';
+export {
+  DEFAULT_UDP_QUEUE_BYTES,
+  DEFAULT_UDP_QUEUE_DATAGRAMS,
+  type RelayUdpFlow,
+  UdpRelay,
+  type UdpRelayOptions,
+  type UdpRelayStats,
+} from './relay/udp-relay.js';
+export {
   cryptoRandom,
   type RuntimeOptions,
   StackRuntime,
@@ -38,4 +61,5 @@ export { TcpFlags, TcpRepr, TcpSegment } from './stack/wire/tcp.js';
 export { UdpDatagram, UdpRepr } from './stack/wire/udp.js';
 export { TcpSocket } from './tcp-socket.js';
 export * from './tun/index.js';
+export { Tun2Socks, type Tun2SocksOptions, type Tun2SocksStats } from './tun2socks.js';
 export { type UdpEndpoint, UdpFlow, type UdpFlowEvents } from './udp-flow.js';

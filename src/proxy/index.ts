@@ -25,6 +25,21 @@ export {
 } from './http-connect.js';
 export { createSocksDialer, socks4ReplyCode, socks5ReplyCode, socksMessageCode } from './socks.js';
 export {
+  createSocks5UdpDialer,
+  encodeSocks5UdpFrame,
+  isUdpUnsupported,
+  parseSocks5UdpFrame,
+  type Socks5UdpFrame,
+  UdpUnsupportedError,
+} from './socks5-udp.js';
+export {
+  createDirectUdpDialer,
+  createUdpDialer,
+  type UdpAssociation,
+  type UdpDialer,
+  type UdpDropReason,
+} from './udp.js';
+export {
   DEFAULT_PROXY_PORTS,
   type ProxyConfig,
   type ProxyScheme,

@@ -1,0 +1,147 @@
+/**
+ * The engine behind the `tun2socks` command, for embedding: a stack on a device (TUN or in
+ * memory), TCP connections relayed through a Dialer, UDP flows through a UdpDialer (or DNS over
+ * TCP when the proxy has no UDP), with the proxy's own address guarded against routing loops.
+ * Give it a proxy URL, or plug in your own dialers.
+ */
+import { lookup } from 'node:dns/promises';
+import type { Logger } from './log.js';
+import type { Destination, Dialer } from './proxy/dialer.js';
+import { createDialer } from './proxy/index.js';
+import { createUdpDialer, type UdpDialer } from './proxy/udp.js';
+import { type ProxyConfig, parseProxyUrl, redactProxyUrl } from './proxy/url.js';
+import { TcpRelay, type TcpRelayStats } from './relay/tcp-relay.js';
+import { UdpRelay, type UdpRelayStats } from './relay/udp-relay.js';
+import { type RuntimeOptions, StackRuntime } from './runtime.js';
+import type { Device } from './tun/device.js';
+
+/** Options of a Tun2Socks engine; everything but the device has a default. */
+export interface Tun2SocksOptions {
+  /** The device to terminate traffic on: `openTun(...)`, a MemoryDevice, a PcapDevice wrapper. */
+  readonly device: Device;
+  /** The upstream as a URL or a parsed config. Default 'direct://'. */
+  readonly proxy?: string | ProxyConfig;
+  /** A custom TCP dialer, used instead of the proxy's. */
+  readonly dialer?: Dialer;
+  /** A custom UDP dialer, used instead of the proxy's; null means "no UDP" (DNS over TCP). */
+  readonly udpDialer?: UdpDialer | null;
+  /** Logger; default silent. */
+  readonly log?: Logger;
+  /** Upstream connect timeout. Default 5 s. */
+  readonly dialTimeoutMs?: number;
+  /** A relayed TCP connection idle this long is reset. Default 300 s. */
+  readonly tcpIdleTimeoutMs?: number;
+  /** A half-closed TCP connection idle this long is closed. Default 60 s. */
+  readonly tcpHalfClosedTimeoutMs?: number;
+  /** DNS over TCP through the proxy: 'auto' (default: when the proxy has no UDP), 'always', 'never'. */
+  readonly dnsOverTcp?: 'auto' | 'always' | 'never';
+  /** Stack options (MTU, TCP buffers, UDP idle timeout and flow bound, ...) and randomness. */
+  readonly runtime?: RuntimeOptions;
+}
+
+/** Every counter of an engine, as plain JSON. */
+export interface Tun2SocksStats {
+  readonly tcp: TcpRelayStats;
+  readonly udp: UdpRelayStats;
+  readonly stack: Record<string, number | Record<string, number>>;
+  readonly device: Readonly<Record<string, number>>;
+}
+
+/** The proxy's endpoints to refuse through the TUN: its address (resolved if a name) and port. */
+async function proxyEndpoints(config: ProxyConfig, log: Logger | undefined): Promise<Destination[]> {
+  if (config.kind === 'direct' || config.kind === 'reject') return [];
+  const out: Destination[] = [{ host: config.host, port: config.port }];
+  try {
+    for (const a of await lookup(config.host, { all: true }))
+      out.push({ host: a.address, port: config.port });
+  } catch (err) {
+    log?.warn(`cannot resolve the proxy's name for the routing-loop guard: ${(err as Error).message}`);
+  }
+  return out;
+}
+
+/** A running tun2socks: device → stack → relays → upstream. */
+export class Tun2Socks {
+  /** The runtime driving the stack on the device. */
+  readonly runtime: StackRuntime;
+  /** The upstream, printable (no password). */
+  readonly upstream: string;
+  private readonly config: ProxyConfig;
+  private readonly dialer: Dialer;
+  private readonly udpDialer: UdpDialer | undefined;
+  private tcpRelay: TcpRelay | undefined;
+  private udpRelay: UdpRelay | undefined;
+  private closing: Promise<void> | undefined;
+
+  constructor(private readonly options: Tun2SocksOptions) {
+    const proxy = options.proxy ?? 'direct://';
+    this.config = typeof proxy === 'string' ? parseProxyUrl(proxy) : proxy;
+    this.upstream = options.dialer !== undefined ? options.dialer.name : redactProxyUrl(this.config);
+    this.dialer = options.dialer ?? createDialer(this.config);
+    this.udpDialer =
+      options.udpDialer === null
+        ? undefined
+        : (options.udpDialer ?? (options.dialer !== undefined ? undefined : createUdpDialer(this.config)));
+    this.runtime = new StackRuntime(options.device, options.runtime);
+  }
+
+  /** Resolves the loop guard, attaches the relays and starts reading the device. */
+  async start(): Promise<void> {
+    const o = this.options;
+    const loopGuard = await proxyEndpoints(this.config, o.log);
+    this.tcpRelay = new TcpRelay({
+      dialer: this.dialer,
+      loopGuard,
+      ...(o.log !== undefined ? { log: o.log } : {}),
+      ...(o.dialTimeoutMs !== undefined ? { dialTimeoutMs: o.dialTimeoutMs } : {}),
+      ...(o.tcpIdleTimeoutMs !== undefined ? { idleTimeoutMs: o.tcpIdleTimeoutMs } : {}),
+      ...(o.tcpHalfClosedTimeoutMs !== undefined ? { halfClosedTimeoutMs: o.tcpHalfClosedTimeoutMs } : {}),
+    });
+    this.udpRelay = new UdpRelay({
+      udpDialer: this.udpDialer,
+      dialer: this.dialer,
+      loopGuard,
+      ...(o.log !== undefined ? { log: o.log } : {}),
+      ...(o.dialTimeoutMs !== undefined ? { dialTimeoutMs: o.dialTimeoutMs } : {}),
+      ...(o.dnsOverTcp !== undefined ? { dnsOverTcp: o.dnsOverTcp } : {}),
+    });
+    this.tcpRelay.attach(this.runtime);
+    this.udpRelay.attach(this.runtime);
+    this.runtime.start();
+  }
+
+  /** Every counter now. */
+  stats(): Tun2SocksStats {
+    const none = { open: 0, total: 0, bytesUp: 0, bytesDown: 0, failed: {} };
+    return {
+      tcp: this.tcpRelay?.stats ?? none,
+      udp: this.udpRelay?.stats ?? {
+        flowsOpen: 0,
+        flowsTotal: 0,
+        datagramsUp: 0,
+        datagramsDown: 0,
+        bytesUp: 0,
+        bytesDown: 0,
+        associations: 0,
+        dnsOverTcp: 0,
+        dropped: {},
+      },
+      stack: this.runtime.stack.stats.snapshot(),
+      device: { ...this.options.device.stats } as Record<string, number>,
+    };
+  }
+
+  /**
+   * Stops: new SYNs are refused, every relayed connection is reset both ways, UDP flows and
+   * associations end, and the device is closed. Idempotent.
+   */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.runtime.onTcpRequest(undefined);
+      this.tcpRelay?.close();
+      this.udpRelay?.close();
+      await this.runtime.close();
+    })();
+    return this.closing;
+  }
+}
