@@ -10,9 +10,9 @@ import { formatAddress, parseAddress } from '../stack/wire/address.js';
 
 /**
  * How a refused connection request is answered: 'rst' like a closed port (connect() fails with
- * ECONNREFUSED), or an ICMP destination unreachable quoting the SYN (RFC 792 code 1 / RFC 4443
- * code 3 for a host, RFC 792 code 0 / RFC 4443 code 0 for a network), so connect() fails with
- * EHOSTUNREACH or ENETUNREACH.
+ * ECONNREFUSED), or an ICMP Destination Unreachable quoting the SYN (RFC 792 code 1 / RFC 4443
+ * §3.1 code 3 for a host, RFC 792 code 0 / RFC 4443 §3.1 code 0 for a network), which Linux's
+ * connect() reports as EHOSTUNREACH or ENETUNREACH.
  */
 export type ClientRefusal = 'rst' | 'host-unreachable' | 'net-unreachable';
 
@@ -27,8 +27,8 @@ export type ClientRefusal = 'rst' | 'host-unreachable' | 'net-unreachable';
  * | EREJECTED, EABORTED, loop, anything else         |                                    |
  *
  * A timed-out dial answers with RST rather than silence: the client has already waited the dial
- * timeout, and a prompt refusal beats its own SYN retries running for minutes (hev-socks5-tunnel
- * and go-tun2socks reset too). Proxy-side failures are refusals as far as the client can tell.
+ * timeout, and a prompt refusal beats its own SYN retries running on for minutes. Failures of the
+ * proxy itself (down, bad credentials, protocol errors) are refusals as far as the client can tell.
  */
 export function refusalFor(code: string): ClientRefusal {
   switch (code) {
@@ -41,22 +41,9 @@ export function refusalFor(code: string): ClientRefusal {
   }
 }
 
-/**
- * Whether the runtime's TcpRequest.reject() takes 'host-unreachable' / 'net-unreachable'. Until it
- * does, both are answered with RST. Flip to true when runtime.ts gains them (and pass `refusal`
- * straight through in refuse()).
- */
-const RUNTIME_HAS_UNREACHABLE = false;
-
-/** Answers a pending request with `refusal` (RST while the runtime lacks ICMP unreachables). */
+/** Answers a pending request with `refusal` (no-op once the client gave up). */
 export function refuse(request: TcpRequest, refusal: ClientRefusal): void {
-  if (!request.pending) return;
-  if (RUNTIME_HAS_UNREACHABLE && refusal !== 'rst') {
-    // Reached only once the runtime supports it; the cast keeps this file compiling before.
-    (request.reject as (how: string) => void).call(request, refusal);
-    return;
-  }
-  request.reject('rst');
+  if (request.pending) request.reject(refusal);
 }
 
 /** An IP literal in canonical text (RFC 5952 for IPv6, IPv4-mapped as IPv4); other hosts lowercased. */

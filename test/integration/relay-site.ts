@@ -9,7 +9,8 @@
  *
  * A lane is one TUN + one runner with its own proxy URL; the kernel of the client namespace routes
  * one server address per lane (198.18.12.10+n/32, fd00:12::10+n/128) into that lane's TUN, so the
- * same servers are reached through different proxies. Only 198.18.0.0/15 and fd00::/8 are used,
+ * same servers are reached through different proxies (and 198.18.13.10+n, fd00:13::10+n, which the
+ * proxy namespace has no route to). Only 198.18.0.0/15 and fd00::/8 are used,
  * all inside the namespaces.
  */
 import type { ChildProcess } from 'node:child_process';
@@ -92,6 +93,10 @@ export interface Lane {
   readonly v4: string;
   /** The server's IPv6 address as reached through this lane. */
   readonly v6: string;
+  /** An IPv4 address routed into this lane's TUN that the proxy namespace has no route to. */
+  readonly unroutable4: string;
+  /** An IPv6 address routed into this lane's TUN that the proxy namespace has no route to. */
+  readonly unroutable6: string;
   /** The runner process. */
   readonly runner: ChildProcess;
   /** What the runner wrote on stderr so far (warnings, the final stats). */
@@ -180,14 +185,16 @@ export class RelaySite {
     const n = this.lanes++;
     const v4 = `198.18.12.${10 + n}`;
     const v6 = `fd00:12::${(0x10 + n).toString(16)}`;
+    const unroutable4 = `198.18.13.${10 + n}`;
+    const unroutable6 = `fd00:13::${(0x10 + n).toString(16)}`;
     await this.server.ip(['addr', 'add', `${v4}/32`, 'dev', this.serverIf]);
     await this.server.ip(['-6', 'addr', 'add', `${v6}/128`, 'dev', this.serverIf, 'nodad']);
     const tun = await this.bed.tun(this.client, {
       mtu: 1500,
       address: `198.18.10.${4 * n + 1}/30`,
       address6: `fd00:10:${n}::1/64`,
-      routes: [`${v4}/32`],
-      routes6: [`${v6}/128`],
+      routes: [`${v4}/32`, `${unroutable4}/32`],
+      routes6: [`${v6}/128`, `${unroutable6}/128`],
     });
     const runner = this.client.spawn(
       'node',
@@ -207,7 +214,7 @@ export class RelaySite {
     await waitForLine(runner, 'ready', 15_000).catch((e: Error) => {
       throw new Error(`${e.message}; runner stderr: ${err}`);
     });
-    return { v4, v6, runner, stderr: () => err };
+    return { v4, v6, unroutable4, unroutable6, runner, stderr: () => err };
   }
 
   /** A file path in the bed's temp directory. */

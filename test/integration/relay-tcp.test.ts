@@ -136,6 +136,19 @@ describe.skipIf(!canRunIntegration() || !relayToolsPresent())('TCP relay through
     expect(dante.stderr()).toContain('code=ECONNREFUSED');
   });
 
+  it('a destination the proxy has no route to fails connect() with ENETUNREACH (ICMP, not RST)', async () => {
+    const script = `require('node:net').connect({ host: process.argv[1], port: 80 })
+      .on('connect', () => { console.log('connected'); process.exit(1); })
+      .on('error', (e) => console.log(e.code));`;
+    for (const host of [dante.unroutable4, dante.unroutable6]) {
+      const t0 = performance.now();
+      const r = await site.client.exec('node', ['-e', script, host], { allowFail: true, timeoutMs: 10_000 });
+      expect(r.stdout.trim(), host).toBe('ENETUNREACH');
+      expect(performance.now() - t0).toBeLessThan(3000);
+    }
+    expect(dante.stderr()).toMatch(/code=ENETUNREACH .*answer=net-unreachable/);
+  });
+
   for (const family of ['IPv4', 'IPv6'] as const) {
     it(`half-close over ${family}: the client shuts its write side and still receives the reply`, async () => {
       const host = family === 'IPv4' ? dante.v4 : dante.v6;

@@ -255,16 +255,8 @@ describe('TcpRelay', () => {
     s.destroy();
   });
 
-  it.each([
-    'ECONNREFUSED',
-    'ETIMEDOUT',
-    'EPROXY',
-    'EPROXYAUTH',
-    'EREJECTED',
-    'EHOSTUNREACH',
-    'ENETUNREACH',
-  ] as const)(
-    'a dial failing with %s refuses the client (RST until the runtime has ICMP unreachables) and is counted',
+  it.each(['ECONNREFUSED', 'ETIMEDOUT', 'EPROXY', 'EPROXYAUTH', 'EREJECTED'] as const)(
+    'a dial failing with %s refuses the client with RST and is counted',
     async (code) => {
       const b = bed({ dialer: failingDialer(code) });
       const s = await b.connect(443);
@@ -274,8 +266,36 @@ describe('TcpRelay', () => {
       const warn = b.logs.filter((l) => l.includes('WARN'));
       expect(warn).toHaveLength(1);
       expect(warn[0]).toMatch(
-        new RegExp(`tcp dial failed client=198\\.18\\.0\\.1:\\d+ dst=198\\.18\\.5\\.9:443 code=${code}`),
+        new RegExp(
+          `tcp dial failed client=198\\.18\\.0\\.1:\\d+ dst=198\\.18\\.5\\.9:443 code=${code} ms=\\d+ answer=rst`,
+        ),
       );
+    },
+  );
+
+  it.each([
+    ['EHOSTUNREACH', 'host-unreachable', false],
+    ['ENETUNREACH', 'net-unreachable', false],
+    ['EHOSTUNREACH', 'host-unreachable', true],
+  ] as const)(
+    'a dial failing with %s answers the SYN with ICMP %s (IPv6: %s), not RST',
+    async (code, answer, ipv6) => {
+      const b = bed({ dialer: failingDialer(code) }, { client: { tcp: { initialRtoMs: 5000 } } });
+      b.client.enter();
+      b.client.stack.tcp.connect(
+        ipv6 ? CLIENT6 : CLIENT4,
+        42000,
+        ipv6 ? REMOTE6 : REMOTE4,
+        443,
+        b.client.now(),
+      );
+      b.client.schedule();
+      const relayStats = b.relayRuntime.stack.stats;
+      await waitFor(() => relayStats.icmpErrorsSent === 1, 3000, 'the ICMP error');
+      expect(relayStats.tcpResetsSent).toBe(0);
+      expect(b.relay.stats.failed).toEqual({ [code]: 1 });
+      expect(b.logs.filter((l) => l.includes('WARN'))[0]).toContain(`code=${code}`);
+      expect(b.logs.filter((l) => l.includes('WARN'))[0]).toContain(`answer=${answer}`);
     },
   );
 
