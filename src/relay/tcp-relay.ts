@@ -91,6 +91,13 @@ function errorCode(err: unknown): string {
 
 function ignore(): void {}
 
+/** Resets a socket (RST) when it can, else destroys it (a test double or wrapped stream). */
+function reset(socket: net.Socket): void {
+  if (socket.destroyed) return;
+  if (typeof socket.resetAndDestroy === 'function') socket.resetAndDestroy();
+  else socket.destroy();
+}
+
 /** Relays the stack's TCP connections to a Dialer. */
 export class TcpRelay {
   private readonly dialer: Dialer;
@@ -247,7 +254,7 @@ export class TcpRelay {
     // upstream RST, an upstream RST a client RST). The pipes then tear down what is left.
     tcp.on('error', (err: unknown) => {
       c.reason ??= `client-${errorCode(err)}`;
-      if (!upstream.destroyed) upstream.resetAndDestroy();
+      reset(upstream);
     });
     upstream.on('error', (err: unknown) => {
       c.reason ??= `upstream-${errorCode(err)}`;
@@ -293,7 +300,7 @@ export class TcpRelay {
   /** Resets both sides of `c` for `reason`. */
   private teardown(c: Relayed, reason: string): void {
     c.reason ??= reason;
-    if (!c.upstream.destroyed) c.upstream.resetAndDestroy();
+    reset(c.upstream);
     if (!c.tcp.destroyed) c.tcp.destroy();
   }
 
@@ -315,7 +322,8 @@ export class TcpRelay {
   /** The idle and half-closed timeouts: any byte counter that moved since the last sweep is activity. */
   private sweep(): void {
     const now = performance.now();
-    for (const c of [...this.conns]) {
+    // teardown() never removes from the set synchronously (the pipes report later).
+    for (const c of this.conns) {
       const activity = c.tcp.bytesRead + c.tcp.bytesWritten + c.upstream.bytesRead + c.upstream.bytesWritten;
       if (activity !== c.activity) {
         c.activity = activity;
