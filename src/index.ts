@@ -52,6 +52,7 @@ export { type TcpErrorCode, TcpEvent, type TcpState } from './stack/tcp/state.js
 export { IpPacketInfo, RxFlags, type TransportHandler } from './stack/transport.js';
 export type { UdpCloseReason, UdpFlowEntry, UdpLayer } from './stack/udp/udp-layer.js';
 export { formatAddress, parseAddress } from './stack/wire/address.js';
+export { checksum, pseudoHeaderSum } from './stack/wire/checksum.js';
 export { Icmpv4Packet, Icmpv4Repr } from './stack/wire/icmpv4.js';
 export { Icmpv6Packet, Icmpv6Repr } from './stack/wire/icmpv6.js';
 export { IpProtocol } from './stack/wire/ip-protocol.js';

@@ -10,10 +10,10 @@ import { Stack, type StackConfig } from './stack/stack.js';
 import type { TcpConnection, TcpRejectHow } from './stack/tcp/connection.js';
 import { TcpEvent } from './stack/tcp/state.js';
 import type { UdpCloseReason, UdpFlowEntry, UdpLayer, UdpOwner } from './stack/udp/udp-layer.js';
-import { formatAddress } from './stack/wire/address.js';
+import { formatAddress, parseAddress } from './stack/wire/address.js';
 import { type SocketDriver, TcpSocket } from './tcp-socket.js';
 import type { Device, PacketSink } from './tun/device.js';
-import { type UdpDriver, UdpFlow } from './udp-flow.js';
+import { type UdpDriver, type UdpEndpoint, UdpFlow } from './udp-flow.js';
 
 /**
  * A TCP connection request: a SYN arrived for `localAddress:localPort` (any address: the stack
@@ -162,6 +162,27 @@ export class StackRuntime implements PacketSink, SocketDriver, UdpDriver {
       udp.owner = this.udpOwner;
     }
     this.schedule();
+  }
+
+  /**
+   * Opens a TCP connection from `local` to `remote` (an active open by the stack itself): for
+   * in-memory clients, simulations and tests. The socket emits 'connect' once established.
+   * Throws on a bad address, a tuple in use or a full table.
+   */
+  connect(local: UdpEndpoint, remote: UdpEndpoint): TcpSocket {
+    const src = parseAddress(local.address);
+    const dst = parseAddress(remote.address);
+    if (src === undefined || dst === undefined || src.length !== dst.length) {
+      throw new TypeError(`connect: bad or mixed-family addresses ${local.address} -> ${remote.address}`);
+    }
+    this.enter();
+    const c = this.stack.tcp.connect(src, local.port, dst, remote.port, this.now());
+    if (c === undefined)
+      throw new Error(`connect: ${local.address}:${local.port} is in use or the table is full`);
+    const socket = new TcpSocket(c, this);
+    socket.activeOpen = true;
+    this.kick();
+    return socket;
   }
 
   /** UdpDriver: the stack's UDP layer. */

@@ -89,8 +89,12 @@ export class TcpSocket extends Duplex {
     return this;
   }
 
+  /** Set for an active open (`StackRuntime.connect`): 'connect' is emitted once established. */
+  activeOpen = false;
+
   /** Delivers core events (called by the runtime after input returns). */
   onCoreEvents(bits: number): void {
+    if ((bits & TcpEvent.ESTABLISHED) !== 0 && this.activeOpen) this.emit('connect');
     if ((bits & TcpEvent.WRITABLE) !== 0 && this.pendingChunk !== undefined) this.continueWrite();
     if ((bits & TcpEvent.READABLE) !== 0 && this.reading) this.pull();
     if ((bits & TcpEvent.CLOSED) !== 0) {
