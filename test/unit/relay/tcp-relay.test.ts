@@ -413,6 +413,8 @@ describe('TcpRelay', () => {
       await sleep(100);
     }
     expect(s.connection.state).toBe('ESTABLISHED');
+    // Live counters include the open connection.
+    expect(b.relay.stats).toMatchObject({ open: 1, total: 1, bytesUp: 6, bytesDown: 0 });
     const t0 = performance.now();
     const clientReset = new Promise<NodeJS.ErrnoException>((r) => s.once('error', r));
     await closed(up);
