@@ -89,7 +89,7 @@ export interface UdpRelayStats {
   bytesDown: number;
   /** Associations opened (including re-opened ones). */
   associations: number;
-  /** DNS queries sent over TCP. */
+  /** DNS datagrams handed to DNS over TCP (answered or not; failures are in `dropped`). */
   dnsOverTcp: number;
   /** Dropped datagrams by reason. */
   dropped: Record<string, number>;
@@ -138,6 +138,8 @@ export class UdpRelay {
   private readonly queueDatagrams: number;
   private readonly queueBytes: number;
   private readonly logged = new Map<string, number>();
+  /** Aborts the ASSOCIATE handshakes still running when the relay closes. */
+  private readonly closing = new AbortController();
   private source: UdpFlowSource | undefined;
   /** Learned: the proxy refused ASSOCIATE as unsupported, so later flows skip it. */
   private noUdp = false;
@@ -166,6 +168,7 @@ export class UdpRelay {
   close(): void {
     if (this.isClosed) return;
     this.isClosed = true;
+    this.closing.abort();
     this.source?.onUdpFlow(undefined);
     for (const state of [...this.flows]) {
       state.flow.close();
@@ -239,7 +242,7 @@ export class UdpRelay {
     const udpDialer = this.options.udpDialer;
     if (udpDialer === undefined) return;
     state.associating = true;
-    udpDialer.associate({ timeoutMs: this.dialTimeoutMs }).then(
+    udpDialer.associate({ timeoutMs: this.dialTimeoutMs, signal: this.closing.signal }).then(
       (association) => {
         state.associating = false;
         if (state.closed || this.isClosed) {

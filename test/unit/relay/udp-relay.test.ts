@@ -9,7 +9,7 @@ import { EventEmitter } from 'node:events';
 import * as net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Logger } from '../../../src/log.js';
-import type { Destination, Dialer } from '../../../src/proxy/dialer.js';
+import type { Destination, Dialer, DialOptions } from '../../../src/proxy/dialer.js';
 import { DialError } from '../../../src/proxy/errors.js';
 import { UdpUnsupportedError } from '../../../src/proxy/socks5-udp.js';
 import type { UdpAssociation, UdpDialer, UdpEndpoint } from '../../../src/proxy/udp.js';
@@ -83,8 +83,11 @@ class FakeUdpDialer implements UdpDialer {
   hold = false;
   private held: (() => void)[] = [];
 
-  associate(): Promise<UdpAssociation> {
+  signals: (AbortSignal | undefined)[] = [];
+
+  associate(opts?: DialOptions): Promise<UdpAssociation> {
     this.calls++;
+    this.signals.push(opts?.signal);
     return new Promise((resolve, reject) => {
       const settle = (): void => {
         if (this.failWith !== undefined) return reject(this.failWith);
@@ -272,7 +275,10 @@ describe('UdpRelay: one association per flow', () => {
       f.datagram('x', f.family === 'IPv4' ? '198.18.5.9' : 'fd00:5::9', 7);
     }
     await settle();
+    expect(udp.signals[0]?.aborted).toBe(false);
     r.close();
+    // ASSOCIATE handshakes still running are aborted.
+    expect(udp.signals.map((s) => s?.aborted)).toEqual([true, true]);
     expect(handlers[1]).toBeUndefined();
     expect(flows.map((f) => f.closed)).toEqual([true, true]);
     expect(udp.associations.map((a) => a.closed)).toEqual([true, true]);
