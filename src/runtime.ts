@@ -33,10 +33,13 @@ export class TcpRequest {
   /** 'IPv4' or 'IPv6'. */
   readonly family: 'IPv4' | 'IPv6';
 
+  private readonly abandon = new AbortController();
+
   constructor(
     private readonly connection: TcpConnection,
     private readonly driver: SocketDriver,
   ) {
+    connection.owner = this;
     this.remoteAddress = formatAddress(connection.remoteAddress);
     this.remotePort = connection.remotePort;
     this.localAddress = formatAddress(connection.localAddress);
@@ -47,6 +50,16 @@ export class TcpRequest {
   /** False once the client gave up (RST) or the decision timed out. */
   get pending(): boolean {
     return this.connection.state === 'SYN-PENDING';
+  }
+
+  /** Aborted when the request ends undecided (the client gave up, or the decision timed out): stop dialing. */
+  get signal(): AbortSignal {
+    return this.abandon.signal;
+  }
+
+  /** The runtime saw the connection close while this request owned it. */
+  ended(): void {
+    if (!this.abandon.signal.aborted) this.abandon.abort();
   }
 
   /** Sends the SYN-ACK; the returned socket carries the connection. */
@@ -118,8 +131,12 @@ export class StackRuntime implements PacketSink, SocketDriver, UdpDriver {
       if (this.tcpHandler === undefined) c.reject('rst');
       else this.tcpHandler(new TcpRequest(c, this));
     }
-    const socket = c.owner;
-    if (socket instanceof TcpSocket) socket.onCoreEvents(bits);
+    const owner = c.owner;
+    if (owner instanceof TcpSocket) owner.onCoreEvents(bits);
+    else if (owner instanceof TcpRequest && (bits & TcpEvent.CLOSED) !== 0) {
+      c.owner = undefined;
+      owner.ended();
+    }
   };
 
   constructor(

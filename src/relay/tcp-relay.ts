@@ -185,7 +185,13 @@ export class TcpRelay {
     const startedAt = performance.now();
     // A dialer that throws synchronously is treated like one that rejects.
     Promise.resolve()
-      .then(() => this.dialer.dial(dst, { timeoutMs: this.dialTimeoutMs, signal: this.shutdown.signal }))
+      .then(() =>
+        this.dialer.dial(dst, {
+          timeoutMs: this.dialTimeoutMs,
+          // Stop dialing when the relay closes or the client gives up on its SYN.
+          signal: AbortSignal.any([this.shutdown.signal, request.signal]),
+        }),
+      )
       .then(
         (upstream) => this.onDialed(request, upstream, client, dst),
         (err: unknown) => this.onDialFailed(request, err, client, dst, startedAt),
@@ -206,13 +212,15 @@ export class TcpRelay {
     const code = err instanceof DialError ? err.code : 'EPROXY';
     this.count(code);
     const refusal = refusalFor(code);
-    if (this.log?.enabled('warn')) {
+    if (!request.pending) {
+      this.log?.debug('tcp client gave up during the dial', { client, dst: formatDestination(dst), code });
+    } else if (this.log?.enabled('warn')) {
       this.log.warn('tcp dial failed', {
         client,
         dst: formatDestination(dst),
         code,
         ms: Math.round(performance.now() - startedAt),
-        answer: request.pending ? refusal : 'client-gone',
+        answer: refusal,
       });
     }
     refuse(request, refusal);

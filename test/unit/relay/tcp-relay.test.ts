@@ -335,6 +335,30 @@ describe('TcpRelay', () => {
     expect(b.logs.some((l) => l.includes('client gave up'))).toBe(true);
   });
 
+  it('aborts the dial as soon as the client gives up on its SYN', async () => {
+    const signals: AbortSignal[] = [];
+    const dialer: Dialer = {
+      name: 'slow',
+      dial: (_dst, opts) =>
+        new Promise((_resolve, reject) => {
+          signals.push(opts!.signal!);
+          opts!.signal!.addEventListener('abort', () => reject(new DialError('EABORTED', 'dial aborted')));
+        }),
+    };
+    const b = bed(
+      { dialer },
+      { relay: { tcp: { synDecisionTimeoutMs: 100 } }, client: { tcp: { initialRtoMs: 5000 } } },
+    );
+    b.client.enter();
+    b.client.stack.tcp.connect(CLIENT4, 41001, REMOTE4, 80, b.client.now());
+    b.client.schedule();
+    await waitFor(() => signals.length === 1, 3000, 'dial');
+    const t0 = performance.now();
+    await waitFor(() => signals[0]!.aborted, 3000, 'the dial aborted');
+    expect(performance.now() - t0).toBeLessThan(1000);
+    expect(b.relay.stats.failed).toEqual({ EABORTED: 1 });
+  });
+
   it('half-close, client first: the client ends and still receives what the upstream sends after', async () => {
     const srv = await localServer(() => {});
     const b = bed({ dialer: localDialer(srv.port) });
