@@ -173,4 +173,39 @@ describe.skipIf(!canRunIntegration() || !toolsPresent())('the tun2socks command'
     const link = await cli.ip(['link', 'show', tun], { allowFail: true });
     expect(link.code).not.toBe(0);
   });
+
+  it('examples/split-proxy.js: the subnet goes through the proxy, the rest is refused', async () => {
+    const tun2 = bed.ifname('t2x');
+    const example = resolve(import.meta.dirname, '../../dist/examples/split-proxy.js');
+    const child = cli.spawn(
+      'node',
+      [example, tun2, `socks5://user:${PASSWORD}@${PROXY}:1080`, '198.18.22.0/24'],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    child.stderr!.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    await waitFor(() => out.includes('relaying'), 10_000, 'the example to start');
+    await cli.ip(['addr', 'add', '198.18.23.1/24', 'dev', tun2]);
+    await cli.ip(['link', 'set', tun2, 'up']);
+    await cli.ip(['route', 'add', '198.18.22.0/24', 'dev', tun2]);
+    await cli.ip(['route', 'add', '198.18.24.0/24', 'dev', tun2]);
+    const ok = await cli.exec('curl', ['-sS', '-m', '5', `http://${SERVER}:8080/`]);
+    expect(ok.stdout).toBe('hello through the cli\n');
+    const refused = await cli.exec('curl', ['-sS', '-m', '5', 'http://198.18.24.1:8080/'], {
+      allowFail: true,
+    });
+    expect(refused.code).toBe(7);
+    expect(out).toContain(`${SERVER}:8080 -> socks5`);
+    expect(out).toContain('198.18.24.1:8080 -> reject');
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+  });
 });
