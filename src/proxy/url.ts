@@ -2,6 +2,7 @@
  * Proxy URLs: `socks5://user:pass@host:port`, `socks4://user@host:port`, `socks4a://…`,
  * `http://user:pass@host:port`, `direct://`, `reject://`. IPv6 hosts are written in brackets.
  */
+import { isIpv6Literal } from './address.js';
 import { ProxyUrlError } from './errors.js';
 
 /** The proxy protocols that need a host and port. */
@@ -80,7 +81,7 @@ export function parseProxyUrl(url: string): ProxyConfig {
       throw new ProxyUrlError(`unexpected text after "]" in proxy URL ${redactRaw(raw)}`);
     }
     if (after !== '') portText = after.slice(1);
-    if (!/^[0-9a-fA-F:.]+$/.test(host) || !host.includes(':')) {
+    if (!isIpv6Literal(host)) {
       throw new ProxyUrlError(`bad IPv6 address [${host}] in proxy URL ${redactRaw(raw)}`);
     }
   } else {

@@ -3,10 +3,10 @@
  * guard that keeps the relay from dialing the proxy through itself.
  */
 
+import { canonicalHost } from '../proxy/address.js';
 import type { Destination } from '../proxy/dialer.js';
 import { formatDestination } from '../proxy/dialer.js';
 import type { TcpRequest } from '../runtime.js';
-import { formatAddress, parseAddress } from '../stack/wire/address.js';
 
 /**
  * How a refused connection request is answered: 'rst' like a closed port (connect() fails with
@@ -46,20 +46,6 @@ export function refuse(request: TcpRequest, refusal: ClientRefusal): void {
   if (request.pending) request.reject(refusal);
 }
 
-/** An IP literal in canonical text (RFC 5952 for IPv6, IPv4-mapped as IPv4); other hosts lowercased. */
-export function canonicalHost(host: string): string {
-  const bare = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
-  const bytes = parseAddress(bare);
-  if (bytes === undefined) return bare.toLowerCase();
-  if (bytes.length === 16 && isIpv4Mapped(bytes)) return formatAddress(bytes.subarray(12));
-  return formatAddress(bytes);
-}
-
-function isIpv4Mapped(a: Uint8Array): boolean {
-  for (let i = 0; i < 10; i++) if (a[i] !== 0) return false;
-  return a[10] === 0xff && a[11] === 0xff;
-}
-
 /** A set of endpoints (the proxy's own address:port) the relay must never dial through itself. */
 export class LoopGuard {
   private readonly keys: Set<string>;
@@ -76,3 +62,5 @@ export class LoopGuard {
     return this.keys.has(formatDestination({ host: canonicalHost(dst.host), port: dst.port }));
   }
 }
+
+export { canonicalHost };

@@ -6,11 +6,11 @@
  * (port 53) is carried over TCP through the TCP dialer and other datagrams are dropped.
  */
 import type { Logger } from '../log.js';
+import { canonicalHost } from '../proxy/address.js';
 import { DEFAULT_DIAL_TIMEOUT_MS, type Destination, type Dialer } from '../proxy/dialer.js';
 import { DialError } from '../proxy/errors.js';
 import { isUdpUnsupported } from '../proxy/socks5-udp.js';
 import type { UdpAssociation, UdpDialer, UdpDropReason, UdpEndpoint } from '../proxy/udp.js';
-import { formatAddress, parseAddress } from '../stack/wire/address.js';
 import { DnsOverTcp, DnsOverTcpError } from './dns-over-tcp.js';
 
 /** Datagrams held per flow while its association opens; more are dropped ('queue-full'). */
@@ -113,8 +113,7 @@ interface FlowState {
 
 /** An endpoint as a lookup key, addresses in canonical text. */
 function endpointKey(host: string, port: number): string {
-  const a = parseAddress(host);
-  return `${a === undefined ? host.toLowerCase() : formatAddress(a)}|${port}`;
+  return `${canonicalHost(host)}|${port}`;
 }
 
 /** Relays the runtime's UDP flows through a UdpDialer (and DNS over TCP through a Dialer). */
