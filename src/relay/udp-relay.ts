@@ -37,7 +37,7 @@ export interface RelayUdpFlow {
   /** Ends the flow ('close' follows). */
   close(): void;
   on(event: 'datagram', listener: (payload: Buffer, destination: UdpEndpoint) => void): unknown;
-  on(event: 'close', listener: () => void): unknown;
+  on(event: 'close', listener: (reason?: string) => void): unknown;
 }
 
 /** What attach() needs from the runtime: StackRuntime.onUdpFlow. */
@@ -109,6 +109,10 @@ interface FlowState {
   queuedBytes: number;
   dns: DnsOverTcp | undefined;
   closed: boolean;
+  /** Per-flow counters for the debug close line. */
+  readonly openedAt: number;
+  up: number;
+  down: number;
 }
 
 /** An endpoint as a lookup key, addresses in canonical text. */
@@ -189,16 +193,21 @@ export class UdpRelay {
       queuedBytes: 0,
       dns: undefined,
       closed: false,
+      openedAt: performance.now(),
+      up: 0,
+      down: 0,
     };
+    this.options.log?.debug('udp open', { client: clientOf(state) });
     this.flows.add(state);
     this.stats.flowsOpen++;
     this.stats.flowsTotal++;
     flow.on('datagram', (payload, dst) => {
       this.stats.datagramsUp++;
       this.stats.bytesUp += payload.length;
+      state.up += payload.length;
       this.route(state, payload, dst);
     });
-    flow.on('close', () => this.flowClosed(state));
+    flow.on('close', (reason?: string) => this.flowClosed(state, reason ?? 'closed'));
   }
 
   private route(state: FlowState, payload: Buffer, dst: UdpEndpoint): void {
@@ -255,6 +264,7 @@ export class UdpRelay {
           if (state.flow.send(payload, from)) {
             this.stats.datagramsDown++;
             this.stats.bytesDown += payload.length;
+            state.down += payload.length;
           } else this.drop('reply-rejected');
         });
         association.on('drop', (reason: UdpDropReason) => this.drop(reason));
@@ -301,6 +311,7 @@ export class UdpRelay {
         if (state.flow.send(answer, dst)) {
           this.stats.datagramsDown++;
           this.stats.bytesDown += answer.length;
+          state.down += answer.length;
         } else this.drop('reply-rejected');
       },
       (err: unknown) => {
@@ -323,9 +334,16 @@ export class UdpRelay {
     return queued;
   }
 
-  private flowClosed(state: FlowState): void {
+  private flowClosed(state: FlowState, reason = 'relay-closed'): void {
     if (state.closed) return;
     state.closed = true;
+    this.options.log?.debug('udp close', {
+      client: clientOf(state),
+      up: state.up,
+      down: state.down,
+      ms: Math.round(performance.now() - state.openedAt),
+      reason,
+    });
     this.flows.delete(state);
     this.stats.flowsOpen--;
     this.takeQueue(state);

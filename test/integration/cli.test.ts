@@ -123,6 +123,7 @@ describe.skipIf(!canRunIntegration() || !toolsPresent())('the tun2socks command'
   it('resolves a name with dig: UDP DNS carried over TCP through a proxy without UDP', async () => {
     const r = await cli.exec('dig', ['+short', '+time=3', '+tries=2', `@${SERVER}`, 'name.test']);
     expect(r.stdout.trim()).toBe('198.18.22.9');
+    expect(stderr).toMatch(/DEBUG udp open client=198\.18\.23\.1:\d+/);
   });
 
   it('prints the counters on SIGUSR1', async () => {
