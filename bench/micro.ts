@@ -1,7 +1,8 @@
 /**
  * Micro-benchmarks of the hot functions, printed as figures and ratios (never assertions):
  * the Internet checksum (32-bit words vs a byte-wise reference), TCP segment parsing, and the
- * connection-table key lookup. Run: `node dist/bench/micro.js`.
+ * connection-table key lookup. Run: `node dist/bench/micro.js [--quick]` (--quick: a tenth of the
+ * iterations, for smoke runs).
  */
 import { performance } from 'node:perf_hooks';
 import { tupleKey } from '../src/stack/tcp/tcp-layer.js';
@@ -17,7 +18,11 @@ function bytewise(b: Uint8Array): number {
   return ~sum & 0xffff;
 }
 
-function time(iterations: number, fn: () => void): number {
+/** A tenth of the iterations with --quick. */
+const scale = process.argv.includes('--quick') ? 0.1 : 1;
+
+function time(fullIterations: number, fn: () => void): number {
+  const iterations = Math.max(1, Math.round(fullIterations * scale));
   for (let i = 0; i < Math.min(iterations, 1000); i++) fn();
   const runs: number[] = [];
   for (let r = 0; r < 5; r++) {

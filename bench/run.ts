@@ -1,0 +1,339 @@
+/**
+ * `npm run bench`: the micro-benchmarks, then the relay benchmark that compares itself (issue 5).
+ *
+ * In three test namespaces (see bench/relay/site.ts) it measures, each figure the median of
+ * --runs runs with the paths taking turns, on three paths: direct (the kernel routing through the
+ * proxy namespace, no TUN, no proxy), socks-only (the client speaks SOCKS5 to danted itself:
+ * proxychains4 for iperf3, the `socks` package in client.js) and tun2socks (the same clients,
+ * plain, routed into a TUN run by the real command):
+ *   - iperf3 TCP upload and download, 1 and 8 streams, per tun2socks configuration (MTU 1500,
+ *     with offload when the command has --offload, and --mtu 65000);
+ *   - serial new connections per second (connect, 64-byte request, response, server's FIN, close);
+ *   - 64-byte request-response latency p50/p99 on one connection;
+ *   - serial UDP request-response rate (through UDP ASSOCIATE on the SOCKS paths);
+ *   - peak RSS (VmHWM) of each tun2socks, and its RSS per idle connection over --idle connections.
+ * Prints a table (metric | direct | socks-only | tun2socks | ratios | target | met?) and writes it
+ * as JSON (bench-results.json, or --out). Timings are printed, never asserted.
+ *
+ * Usage (root, after `npm run build`): node dist/bench/run.js [--quick] [--only micro,tcp,cps,rr,udp,idle]
+ *   [--out FILE] [--runs N] [--seconds S] [--idle N]
+ */
+import { execFileSync } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { cpus, release } from 'node:os';
+import { resolve } from 'node:path';
+import { canRunIntegration, Testbed } from '../test/testbed/index.js';
+import {
+  type BenchPath,
+  client,
+  DANTED_URL,
+  failures,
+  idleConnections,
+  iperf,
+  MICROSOCKS_URL,
+} from './relay/measure.js';
+import { evaluate, median, type Row, renderTable, type Target } from './relay/report.js';
+import { BenchSite, CLI, missingTools } from './relay/site.js';
+import { type TunConfig, TunProcess } from './relay/tun-process.js';
+
+/** What can be selected with --only. */
+const PARTS = ['micro', 'tcp', 'cps', 'rr', 'udp', 'idle'] as const;
+type Part = (typeof PARTS)[number];
+
+interface Args {
+  quick: boolean;
+  only: Set<Part>;
+  out: string;
+  runs: number;
+  /** Seconds of each iperf3, connection-rate and UDP run. */
+  seconds: number;
+  /** Round trips of each latency run. */
+  rrCount: number;
+  /** Connections of the idle test. */
+  idle: number;
+}
+
+const USAGE =
+  'usage: run [--quick] [--only micro,tcp,cps,rr,udp,idle] [--out FILE] [--runs N] [--seconds S] [--idle N]';
+
+function parseArgs(argv: readonly string[]): Args {
+  const quick = argv.includes('--quick');
+  const args: Args = {
+    quick,
+    only: new Set(PARTS),
+    out: resolve('bench-results.json'),
+    runs: quick ? 1 : 3,
+    seconds: quick ? 1 : 3,
+    rrCount: quick ? 500 : 5000,
+    idle: quick ? 200 : 10_000,
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const flag = argv[i]!;
+    if (flag === '--quick') continue;
+    const value = argv[++i];
+    if (value === undefined) throw new Error(USAGE);
+    const n = Number(value);
+    if (flag === '--only') {
+      const parts = value.split(',').map((p) => p.trim());
+      for (const p of parts) if (!PARTS.includes(p as Part)) throw new Error(`unknown part ${p}; ${USAGE}`);
+      args.only = new Set(parts as Part[]);
+    } else if (flag === '--out') args.out = resolve(value);
+    else if (flag === '--runs' && Number.isInteger(n)) args.runs = Math.min(Math.max(n, 1), 15);
+    else if (flag === '--seconds' && n > 0) args.seconds = Math.min(n, 60);
+    else if (flag === '--idle' && Number.isInteger(n)) args.idle = Math.min(Math.max(n, 1), 15_000);
+    else throw new Error(USAGE);
+  }
+  return args;
+}
+
+function progress(text: string): void {
+  process.stderr.write(`bench: ${text}\n`);
+}
+
+/** Runs the existing micro-benchmarks (bench/micro.ts) and returns their figures. */
+function micro(quick: boolean): Record<string, number> {
+  const script = resolve(import.meta.dirname, 'micro.js');
+  const out = execFileSync(process.execPath, [script, ...(quick ? ['--quick'] : [])], {
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
+  process.stdout.write(
+    out
+      .split('\n')
+      .filter((l) => !l.startsWith('{'))
+      .join('\n'),
+  );
+  const last = out.trim().split('\n').pop() ?? '{}';
+  return (JSON.parse(last) as { micro: Record<string, number> }).micro;
+}
+
+/** Whether this build of the command has --offload (TUN offload landed). */
+function hasOffloadFlag(): boolean {
+  try {
+    return execFileSync(process.execPath, [CLI, '--help'], { encoding: 'utf8', timeout: 10_000 }).includes(
+      '--offload',
+    );
+  } catch {
+    return false;
+  }
+}
+
+/** The tun2socks configurations measured by iperf3; the first is the default for everything else. */
+function tunConfigs(offload: boolean): TunConfig[] {
+  if (!offload)
+    return [
+      { label: 'mtu 1500', mtu: 1500 },
+      { label: 'mtu 65000', mtu: 65000 },
+    ];
+  return [
+    { label: 'mtu 1500 offload', mtu: 1500, offload: 'auto' },
+    { label: 'mtu 1500 no offload', mtu: 1500, offload: 'off' },
+    { label: 'mtu 65000 no offload', mtu: 65000, offload: 'off' },
+  ];
+}
+
+/** The issue's single-stream TCP target for a configuration (none for the large MTU). */
+function tcpTarget(c: TunConfig): Target | undefined {
+  if (c.mtu !== 1500) return undefined;
+  return c.offload === 'auto' ? { kind: 'vs-socks', min: 0.5 } : { kind: 'vs-direct', min: 0.1 };
+}
+
+const TCP_TESTS = [
+  { name: 'TCP upload 1 stream', reverse: false, streams: 1 },
+  { name: 'TCP download 1 stream', reverse: true, streams: 1 },
+  { name: 'TCP upload 8 streams', reverse: false, streams: 8 },
+  { name: 'TCP download 8 streams', reverse: true, streams: 8 },
+] as const;
+
+/** Samples per path key, in run order. */
+class Samples {
+  private readonly map = new Map<string, number[]>();
+  add(key: string, x: number): void {
+    const list = this.map.get(key) ?? [];
+    list.push(x);
+    this.map.set(key, list);
+  }
+  median(key: string): number | undefined {
+    const list = this.map.get(key);
+    return list === undefined ? undefined : median(list);
+  }
+}
+
+async function relay(args: Args, rows: Row[], configs: TunConfig[]): Promise<Record<string, unknown>> {
+  const extra: Record<string, unknown> = {};
+  const bed = await Testbed.create('bench');
+  const tuns: TunProcess[] = [];
+  try {
+    progress('building the namespaces');
+    const site = await BenchSite.create(bed);
+    for (const [lane, c] of configs.entries()) tuns.push(await TunProcess.start(site, lane, c, DANTED_URL));
+    const baselines: BenchPath[] = [{ kind: 'direct' }, { kind: 'socks' }];
+    const key = (p: BenchPath) => (p.kind === 'tun' ? `tun:${p.tun.config.label}` : p.kind);
+    const s = new Samples();
+
+    if (args.only.has('tcp')) {
+      const paths: BenchPath[] = [...baselines, ...tuns.map((tun) => ({ kind: 'tun' as const, tun }))];
+      for (let run = 0; run < args.runs; run++)
+        for (const t of TCP_TESTS)
+          for (const p of paths) {
+            const gbps = await iperf(site, p, {
+              seconds: args.seconds,
+              reverse: t.reverse,
+              streams: t.streams,
+            });
+            progress(`run ${run + 1}/${args.runs} ${t.name} ${key(p)}: ${gbps.toFixed(3)} Gbit/s`);
+            s.add(`${t.name}|${key(p)}`, gbps);
+          }
+      for (const t of TCP_TESTS)
+        for (const tun of tuns) {
+          const target = t.streams === 1 ? tcpTarget(tun.config) : undefined;
+          rows.push({
+            metric: `${t.name}, ${tun.config.label}`,
+            unit: 'Gbit/s',
+            direct: s.median(`${t.name}|direct`),
+            socks: s.median(`${t.name}|socks`),
+            tun: s.median(`${t.name}|tun:${tun.config.label}`),
+            ...(target ? { target } : {}),
+          });
+        }
+    }
+
+    const main = tuns[0]!;
+    const paths: BenchPath[] = [...baselines, { kind: 'tun', tun: main }];
+    const label = main.config.label;
+    if (args.only.has('cps')) {
+      for (let run = 0; run < args.runs; run++)
+        for (const p of paths) {
+          const r = await client(site, p, 'cps', { seconds: args.seconds });
+          progress(`run ${run + 1}/${args.runs} connections/s ${key(p)}: ${r?.perSecond?.toFixed(0)}`);
+          s.add(`cps|${p.kind}`, r?.perSecond ?? Number.NaN);
+        }
+      rows.push({
+        metric: `new connections, serial, ${label}`,
+        unit: 'conn/s',
+        direct: s.median('cps|direct'),
+        socks: s.median('cps|socks'),
+        tun: s.median('cps|tun'),
+        target: { kind: 'vs-socks', min: 0.8 },
+      });
+    }
+    if (args.only.has('rr')) {
+      for (let run = 0; run < args.runs; run++)
+        for (const p of paths) {
+          const r = await client(site, p, 'rr', { seconds: 30, count: args.rrCount });
+          progress(`run ${run + 1}/${args.runs} 64 B round trip ${key(p)}: p50 ${r?.p50Us?.toFixed(1)} us`);
+          s.add(`p50|${p.kind}`, r?.p50Us ?? Number.NaN);
+          s.add(`p99|${p.kind}`, r?.p99Us ?? Number.NaN);
+        }
+      for (const q of ['p50', 'p99'] as const)
+        rows.push({
+          metric: `64 B request-response ${q}, ${label}`,
+          unit: 'us',
+          direct: s.median(`${q}|direct`),
+          socks: s.median(`${q}|socks`),
+          tun: s.median(`${q}|tun`),
+          ...(q === 'p50' ? { target: { kind: 'added-over-socks', max: 60 } as const } : {}),
+        });
+    }
+    if (args.only.has('udp')) {
+      for (let run = 0; run < args.runs; run++)
+        for (const p of paths) {
+          const r = await client(site, p, 'udp', { seconds: args.seconds });
+          progress(`run ${run + 1}/${args.runs} UDP exchanges/s ${key(p)}: ${r?.perSecond?.toFixed(0)}`);
+          s.add(`udp|${p.kind}`, r?.perSecond ?? Number.NaN);
+        }
+      rows.push({
+        metric: `UDP request-response, serial, ${label}`,
+        unit: 'exch/s',
+        direct: s.median('udp|direct'),
+        socks: s.median('udp|socks'),
+        tun: s.median('udp|tun'),
+        target: { kind: 'vs-socks', min: 0.85 },
+      });
+    }
+    for (const tun of tuns)
+      rows.push({
+        metric: `peak RSS (VmHWM) of tun2socks, ${tun.config.label}`,
+        unit: 'MB',
+        tun: (await tun.statusKb('VmHWM')) / 1024,
+      });
+
+    if (args.only.has('idle')) {
+      const c = configs[0]!;
+      progress(`opening ${args.idle} idle connections through tun2socks (${c.label}, via microsocks)`);
+      const tun = await TunProcess.start(
+        site,
+        configs.length,
+        { ...c, label: `${c.label} (idle)` },
+        MICROSOCKS_URL,
+      );
+      tuns.push(tun);
+      const r = await idleConnections(site, tun, args.idle, args.quick ? 500 : 2000);
+      if (r !== undefined) {
+        extra.idle = r;
+        progress(`idle: ${r.held} held, VmRSS ${r.rssBeforeKb} -> ${r.rssAfterKb} kB`);
+        rows.push({
+          metric: `RSS per idle connection (${r.held} held), ${c.label}`,
+          unit: 'KB',
+          tun: r.kbPerConnection,
+          target: { kind: 'at-most', max: 16 },
+        });
+        rows.push({
+          metric: `RSS growth per 10,000 idle connections, ${c.label}`,
+          unit: 'MB',
+          tun: (r.kbPerConnection * 10_000) / 1024,
+        });
+      } else rows.push({ metric: 'RSS per idle connection', unit: 'KB', tun: Number.NaN });
+    }
+  } finally {
+    for (const t of tuns) await t.stop().catch(() => {});
+    await bed.destroy();
+  }
+  return extra;
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  const t0 = performance.now();
+  const rows: Row[] = [];
+  const json: Record<string, unknown> = {
+    date: new Date().toISOString(),
+    machine: { cpus: cpus().length, cpu: cpus()[0]?.model, kernel: release(), node: process.version },
+    quick: args.quick,
+    runs: args.runs,
+    seconds: args.seconds,
+  };
+  if (args.only.has('micro')) {
+    progress('micro-benchmarks');
+    json.micro = micro(args.quick);
+  }
+  const relayParts = [...args.only].filter((p) => p !== 'micro');
+  if (relayParts.length > 0) {
+    const missing = missingTools();
+    if (!canRunIntegration() || missing.length > 0) {
+      const why = missing.length > 0 ? `missing ${missing.join(', ')}` : 'needs root and /dev/net/tun';
+      progress(`relay benchmark skipped: ${why}`);
+      json.relaySkipped = why;
+    } else {
+      const offload = hasOffloadFlag();
+      const configs = tunConfigs(offload);
+      json.offloadFlag = offload;
+      json.configs = configs;
+      Object.assign(json, await relay(args, rows, configs));
+    }
+  }
+  const results = evaluate(rows);
+  json.rows = results;
+  json.failures = failures;
+  json.durationS = (performance.now() - t0) / 1000;
+  if (results.length > 0) process.stdout.write(`\n${renderTable(results)}\n`);
+  if (failures.length > 0)
+    process.stdout.write(`\nfailed runs (NaN, left out of medians):\n  ${failures.join('\n  ')}\n`);
+  await writeFile(args.out, `${JSON.stringify(json, null, 2)}\n`);
+  process.stdout.write(`\nwrote ${args.out} (${(json.durationS as number).toFixed(0)} s)\n`);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench: ${(err as Error)?.stack ?? String(err)}\n`);
+  process.exitCode = 1;
+});
