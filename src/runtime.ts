@@ -143,12 +143,21 @@ export class StackRuntime implements PacketSink, SocketDriver, UdpDriver {
     readonly device: Device,
     options: RuntimeOptions = {},
   ) {
+    // Offload as far as the device grants it (options may turn it off, never on).
+    const offload = device.offload;
+    const given = options.options;
     this.stack = new Stack({
       ...options,
-      options: { mtu: device.mtu, ...options.options },
+      options: {
+        mtu: device.mtu,
+        txHeadroom: device.txHeadroom ?? 0,
+        ...given,
+        tso: (offload?.tso ?? false) && given?.tso !== false,
+        txChecksumOffload: (offload?.csum ?? false) && given?.txChecksumOffload !== false,
+      },
       random: options.random ?? cryptoRandom(),
-      transmit: (packet) => {
-        device.write(packet);
+      transmit: (packet, meta) => {
+        device.write(packet, meta);
       },
     });
   }

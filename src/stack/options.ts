@@ -29,6 +29,16 @@ export interface IpOptions {
   readonly icmpErrorRatePerSec: number;
   /** Burst of the ICMP error bucket. Default 50 (Linux's icmp_msgs_burst). */
   readonly icmpErrorBurst: number;
+  /**
+   * The device cuts TCP super-segments (virtio-net GSO, TxMeta.gsoType): TCP may send segments of
+   * up to `tcp.gsoMaxBytes` that the device segments at the MSS. Set by the runtime from the
+   * device's offload grant; implies `txChecksumOffload`. Default false.
+   */
+  readonly tso: boolean;
+  /** The device completes transport checksums marked TxMeta.needsCsum (TUN_F_CSUM): TCP data segments are not summed here. Default false. */
+  readonly txChecksumOffload: boolean;
+  /** Bytes left free in front of every packet for the device's own header (TxMeta.headroom). Default 0. */
+  readonly txHeadroom: number;
 }
 
 /** Options of the TCP layer: bounds, buffers and timers. */
@@ -81,6 +91,12 @@ export interface TcpConfig {
   readonly timestamps: boolean;
   /** Offer and accept window scaling (RFC 7323). Default true. */
   readonly windowScaling: boolean;
+  /**
+   * Largest IP packet, headers included, of one TCP super-segment when the IP layer has `tso`:
+   * the payload is the rest rounded down to whole MSS. Default 65535 (the IPv4 total length
+   * limit, like Linux's GSO_LEGACY_MAX_SIZE); 0 turns GSO output off.
+   */
+  readonly gsoMaxBytes: number;
 }
 
 /** Options accepted by `Stack`: any subset of the defaults. */
@@ -115,6 +131,7 @@ export const DEFAULT_TCP_CONFIG: TcpConfig = Object.freeze({
   sack: true,
   timestamps: true,
   windowScaling: true,
+  gsoMaxBytes: 65535,
 });
 
 /** The documented defaults. */
@@ -129,6 +146,9 @@ export const DEFAULT_IP_OPTIONS: IpOptions = Object.freeze({
   reassemblyTimeoutV6Ms: 60_000,
   icmpErrorRatePerSec: 1000,
   icmpErrorBurst: 50,
+  tso: false,
+  txChecksumOffload: false,
+  txHeadroom: 0,
 });
 
 /** A bad option value: thrown at construction, never on packet input. */
@@ -157,6 +177,9 @@ export function resolveIpOptions(options: StackOptions = {}): IpOptions {
   integer('reassemblyTimeoutV6Ms', o.reassemblyTimeoutV6Ms, 1, 3_600_000);
   integer('icmpErrorRatePerSec', o.icmpErrorRatePerSec, 0, 1_000_000);
   integer('icmpErrorBurst', o.icmpErrorBurst, 0, 1_000_000);
+  integer('txHeadroom', o.txHeadroom, 0, 256);
+  if (typeof o.tso !== 'boolean' || typeof o.txChecksumOffload !== 'boolean')
+    throw new StackOptionError('tso and txChecksumOffload must be booleans');
   return Object.freeze(o);
 }
 
@@ -191,6 +214,7 @@ export function resolveTcpConfig(options: Partial<TcpConfig> = {}): TcpConfig {
   integer('tcp.initialRtoMs', o.initialRtoMs, 1, 600_000);
   integer('tcp.minRtoMs', o.minRtoMs, 1, 600_000);
   integer('tcp.maxRtoMs', o.maxRtoMs, o.minRtoMs, 3_600_000);
+  integer('tcp.gsoMaxBytes', o.gsoMaxBytes, 0, 65535);
   if (o.congestionControl !== 'cubic' && o.congestionControl !== 'newreno') {
     throw new StackOptionError(
       `tcp.congestionControl must be 'cubic' or 'newreno', got ${String(o.congestionControl)}`,

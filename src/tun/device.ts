@@ -2,6 +2,7 @@
  * The packet device interface shared by the Linux TUN, the in-memory devices and the wrappers
  * (pcap, faults): IP packets in through a sink, IP packets out through a synchronous write.
  */
+import type { TxMeta } from '../stack/transport.js';
 
 /** Receives packets from a device. */
 export interface PacketSink {
@@ -23,17 +24,44 @@ export interface DeviceStats {
   rxErrors: number;
   /** Times the reader woke up to drain (packets / wakeups = mean batch size). */
   rxWakeups: number;
+  /** Packets read that were TCP super-segments (virtio-net GSO), each counted once in rxPackets. */
+  rxGsoPackets: number;
+  /** Packets written as TCP super-segments for the kernel to cut, each counted once in txPackets. */
+  txGsoPackets: number;
 }
+
+/** What a device's kernel side was granted (capability, not assumption). */
+export interface DeviceOffload {
+  /** Packets carry a virtio-net header (IFF_VNET_HDR). */
+  readonly vnetHdr: boolean;
+  /** TCP super-segments may be written (TUN_F_TSO4 | TUN_F_TSO6) and are read as such. */
+  readonly tso: boolean;
+  /** Checksums may be left to the kernel (TUN_F_CSUM): written packets may be NEEDS_CSUM. */
+  readonly csum: boolean;
+}
+
+/** No offload: memory, pcap and fault devices, and a TUN without IFF_VNET_HDR. */
+export const NO_OFFLOAD: DeviceOffload = Object.freeze({ vnetHdr: false, tso: false, csum: false });
 
 /** A packet device: a TUN, an in-memory pair, or a wrapper (pcap, faults). */
 export interface Device {
   readonly name: string;
   readonly mtu: number;
   readonly stats: DeviceStats;
+  /** Offload the device grants; absent means NO_OFFLOAD. */
+  readonly offload?: DeviceOffload;
+  /**
+   * Bytes the device writes in front of each packet (its virtio-net header). A caller that leaves
+   * that much room before the packet in its buffer, and says so in `TxMeta.headroom`, saves a copy.
+   */
+  readonly txHeadroom?: number;
   /** Starts delivering received packets to `sink`. */
   start(sink: PacketSink): void;
-  /** Writes one IP packet synchronously. Returns false when dropped (counted). The caller may reuse `packet` after return. */
-  write(packet: Uint8Array): boolean;
+  /**
+   * Writes one IP packet synchronously. Returns false when dropped (counted). The caller may reuse
+   * `packet` after return. `meta` (offload requests) is honoured only as far as `offload` grants.
+   */
+  write(packet: Uint8Array, meta?: TxMeta): boolean;
   /** Stops reading and releases the device. Idempotent. */
   close(): Promise<void>;
 }
@@ -49,5 +77,7 @@ export function newDeviceStats(): DeviceStats {
     txErrors: 0,
     rxErrors: 0,
     rxWakeups: 0,
+    rxGsoPackets: 0,
+    txGsoPackets: 0,
   };
 }

@@ -7,7 +7,8 @@
  * fate for a given seed, independent of the other direction and of timing. Only the release times
  * of delayed packets depend on the real clock.
  */
-import type { Device, DeviceStats, PacketSink } from './device.js';
+import type { Device, DeviceOffload, DeviceStats, PacketSink } from './device.js';
+import { NO_OFFLOAD } from './device.js';
 
 /** Faults for one direction. Probabilities are in [0, 1]; times in milliseconds. */
 export interface FaultSpec {
@@ -276,6 +277,9 @@ export class FaultDevice implements Device {
   get name(): string {
     return this.#inner.name;
   }
+
+  /** No offload, whatever the wrapped device grants: faults apply to plain packets only. */
+  readonly offload: DeviceOffload = NO_OFFLOAD;
 
   /** The wrapped device's MTU. */
   get mtu(): number {

@@ -26,6 +26,25 @@ export const TUNSETIFF = 0x400454ca;
 export const TUNGETIFF = 0x800454d2;
 /** `_IO('T', 227)`: an fd for the network namespace the device lives in (Linux 5.2+). */
 export const TUNGETDEVNETNS = 0x54e3;
+/** `_IOW('T', 208, unsigned int)`: the offloads the reader can take (TUN_F_*), passed by value. */
+export const TUNSETOFFLOAD = 0x400454d0;
+/** `_IOR('T', 215, int)`: the virtio-net header size. */
+export const TUNGETVNETHDRSZ = 0x800454d7;
+/** `_IOW('T', 216, int)`: sets the virtio-net header size (at least 10). */
+export const TUNSETVNETHDRSZ = 0x400454d8;
+
+/** TUNSETOFFLOAD bits (linux/if_tun.h): what the reader of the fd can handle. */
+export const TunOffload = {
+  /** Packets may arrive with partial checksums (virtio-net NEEDS_CSUM). */
+  TUN_F_CSUM: 0x01,
+  /** IPv4 TCP super-segments may arrive (needs TUN_F_CSUM). */
+  TUN_F_TSO4: 0x02,
+  /** IPv6 TCP super-segments may arrive (needs TUN_F_CSUM). */
+  TUN_F_TSO6: 0x04,
+  /** Super-segments with CWR (the ECN bit of gso_type) may arrive. */
+  TUN_F_TSO_ECN: 0x08,
+} as const;
+
 /** Read an interface's MTU (linux/sockios.h). */
 export const SIOCGIFMTU = 0x8921;
 /** Set an interface's MTU (linux/sockios.h). */
@@ -61,9 +80,9 @@ function fail<T>(): Sys<T> {
   return { ok: false, errno: libc().errno() };
 }
 
-/** The flags TUNSETIFF asks for: a layer-3 TUN without the packet-info header. */
-export function requestedFlags(): number {
-  return TunFlags.IFF_TUN | TunFlags.IFF_NO_PI;
+/** The flags TUNSETIFF asks for: a layer-3 TUN without the packet-info header, with a virtio-net header when `vnetHdr`. */
+export function requestedFlags(vnetHdr = false): number {
+  return TunFlags.IFF_TUN | TunFlags.IFF_NO_PI | (vnetHdr ? TunFlags.IFF_VNET_HDR : 0);
 }
 
 /** TUNSETIFF: attaches `fd` (an open /dev/net/tun) to `name` (created if missing; empty = kernel-chosen). Returns the interface's name. */
@@ -79,6 +98,27 @@ export function tunGetIff(fd: number): Sys<{ name: string; flags: number }> {
   const req = new Uint8Array(IFREQ_SIZE);
   if (libc().ioctlPtr(fd, TUNGETIFF, req) < 0) return fail();
   return { ok: true, value: { name: ifreqName(req), flags: view(req).getUint16(IFNAMSIZ, LITTLE) } };
+}
+
+/** TUNSETOFFLOAD: tells the kernel which offloads the reader handles; EINVAL names an unknown bit. */
+export function tunSetOffload(fd: number, bits: number): Sys<void> {
+  if (libc().ioctlInt(fd, TUNSETOFFLOAD, bits) < 0) return fail();
+  return { ok: true, value: undefined };
+}
+
+/** TUNSETVNETHDRSZ: the virtio-net header size for both directions. */
+export function tunSetVnetHdrSize(fd: number, size: number): Sys<void> {
+  const arg = new Uint8Array(4);
+  view(arg).setInt32(0, size, LITTLE);
+  if (libc().ioctlPtr(fd, TUNSETVNETHDRSZ, arg) < 0) return fail();
+  return { ok: true, value: undefined };
+}
+
+/** TUNGETVNETHDRSZ: the virtio-net header size in use. */
+export function tunGetVnetHdrSize(fd: number): Sys<number> {
+  const arg = new Uint8Array(4);
+  if (libc().ioctlPtr(fd, TUNGETVNETHDRSZ, arg) < 0) return fail();
+  return { ok: true, value: view(arg).getInt32(0, LITTLE) };
 }
 
 /** TUNGETDEVNETNS: a new fd (to close) for the device's network namespace. */

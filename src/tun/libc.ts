@@ -82,6 +82,8 @@ export interface Libc {
   write(fd: number, buf: Uint8Array, count: number): number;
   /** `ioctl(fd, request, void *arg)`. */
   ioctlPtr(fd: number, request: number, arg: Uint8Array): number;
+  /** `ioctl(fd, request, unsigned long arg)`: an argument passed by value (e.g. TUNSETOFFLOAD). */
+  ioctlInt(fd: number, request: number, arg: number): number;
   /** `ioctl(fd, request)` with no argument (e.g. TUNGETDEVNETNS). */
   ioctlNone(fd: number, request: number): number;
   fcntlGet(fd: number, cmd: number): number;
@@ -145,6 +147,7 @@ export function libc(): Libc {
     read: read as Libc['read'],
     write: lib.func('long write(int fd, const void *buf, unsigned long count)') as Libc['write'],
     ioctlPtr: (fd, request, arg) => ioctl(fd, request, 'void *', arg) as number,
+    ioctlInt: (fd, request, arg) => ioctl(fd, request, 'unsigned long', arg) as number,
     ioctlNone: (fd, request) => ioctl(fd, request) as number,
     fcntlGet: (fd, cmd) => fcntl(fd, cmd) as number,
     fcntlSet: (fd, cmd, arg) => fcntl(fd, cmd, 'int', arg) as number,

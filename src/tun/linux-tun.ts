@@ -15,14 +15,24 @@
  * uv_poll_t binding, which koffi still marks undocumented); the drain itself is the same.
  *
  * Writing is a synchronous `write()` of one packet: a full device queue (EAGAIN/ENOBUFS) drops it.
+ *
+ * Offload ('auto', the default): the fd is attached with IFF_VNET_HDR and TUNSETOFFLOAD(TUN_F_CSUM |
+ * TUN_F_TSO4 | TUN_F_TSO6), so every packet either way carries a 10-byte virtio_net_hdr (vnet.ts).
+ * Read: NEEDS_CSUM or DATA_VALID become RxFlags.CHECKSUM_VERIFIED (a NEEDS_CSUM packet's checksum
+ * field holds only the pseudo-header sum, so it must never be verified), and a TCP super-segment
+ * (up to 64 KB) goes to the sink as one packet. Write: the header comes from the stack's TxMeta
+ * (GSO and NEEDS_CSUM as asked, all zeroes for a plain packet), written into the packet's headroom
+ * when the stack left some (`TxMeta.headroom` >= `txHeadroom`), else the packet is copied behind it.
  */
 import { endianness } from 'node:os';
-import type { Device, DeviceStats, PacketSink } from './device.js';
+import { RxFlags, type TxMeta } from '../stack/transport.js';
+import type { Device, DeviceOffload, DeviceStats, PacketSink } from './device.js';
 import { newDeviceStats } from './device.js';
 import { TunError } from './errors.js';
 import { TunFlags } from './ioctl.js';
 import { Errno, errnoName, libc, POLLERR, POLLHUP, POLLIN, POLLNVAL, type PollWatch } from './libc.js';
-import { openTunHandle, type TunHandle } from './tun-open.js';
+import { type OffloadMode, openTunHandle, type TunHandle } from './tun-open.js';
+import { emitTxHeader, VIRTIO_NET_HDR_LENGTH, VnetFlags, VnetGso } from './vnet.js';
 
 /**
  * How the device reads: 'drain' after a poll() on the thread pool (the default), 'async-read' one
@@ -44,6 +54,8 @@ export interface TunOptions {
   netns?: string;
   /** Default 'drain'. */
   readMode?: ReadMode;
+  /** Checksum and TCP segmentation offload through IFF_VNET_HDR: 'auto' (default) or 'off'. */
+  offload?: OffloadMode;
   /** Most packets handed to the sink per drained batch before yielding to the loop. Default 256. */
   batch?: number;
   /** Called once when reading stops on an unrecoverable error (e.g. the interface was deleted). */
@@ -52,7 +64,7 @@ export interface TunOptions {
 
 /** Default `batch`: packets per drain before yielding to other I/O. */
 export const DEFAULT_BATCH = 256;
-/** The receive buffer: the largest IP packet plus headroom for a packet-info (later virtio-net) header. */
+/** The receive buffer: the largest IP packet plus room for the packet-info and virtio-net headers. */
 const RX_BUFFER_BYTES = 65536 + 64;
 /** The largest IP packet. */
 const MAX_PACKET = 65535;
@@ -83,6 +95,12 @@ export class TunDevice implements Device {
   readonly mtu: number;
   /** The TUN flags (IFF_*) the fd is attached with. */
   readonly flags: number;
+  /** What the kernel granted: a virtio-net header, TSO, checksum offload. */
+  readonly offload: DeviceOffload;
+  /** Why offload is less than asked for, when it is (e.g. `TUNSETOFFLOAD ... refused (EINVAL)`). */
+  readonly offloadNote: string | undefined;
+  /** Bytes written in front of each packet (the virtio-net header and packet info): see Device.txHeadroom. */
+  readonly txHeadroom: number;
   /** The read strategy. */
   readonly readMode: ReadMode;
   /** Counters. */
@@ -92,8 +110,12 @@ export class TunDevice implements Device {
 
   #fd: number;
   #eventFd: number;
-  /** Bytes before the IP packet on the fd: 4 for `struct tun_pi` without IFF_NO_PI, else 0. */
+  /** Bytes before the IP packet on the fd: 4 for `struct tun_pi` without IFF_NO_PI, plus 10 with a virtio-net header. */
   readonly #prefix: number;
+  /** Offset of the virtio-net header on the fd (after `struct tun_pi`), or -1 without one. */
+  readonly #vnetAt: number;
+  /** The fd carries `struct tun_pi` (no IFF_NO_PI). */
+  readonly #packetInfo: boolean;
   readonly #batch: number;
   readonly #onError: ((err: TunError) => void) | undefined;
   readonly #rxBuf = new Uint8Array(RX_BUFFER_BYTES);
@@ -118,9 +140,15 @@ export class TunDevice implements Device {
     this.name = handle.name;
     this.mtu = handle.mtu;
     this.flags = handle.flags;
+    this.offload = Object.freeze({ ...handle.offload });
+    this.offloadNote = handle.offloadNote;
     this.#fd = handle.fd;
     this.#eventFd = handle.eventFd;
-    this.#prefix = (handle.flags & TunFlags.IFF_NO_PI) !== 0 ? 0 : 4;
+    const pi = (handle.flags & TunFlags.IFF_NO_PI) !== 0 ? 0 : 4;
+    this.#packetInfo = pi !== 0;
+    this.#vnetAt = handle.offload.vnetHdr ? pi : -1;
+    this.#prefix = pi + (handle.offload.vnetHdr ? VIRTIO_NET_HDR_LENGTH : 0);
+    this.txHeadroom = this.#prefix;
     this.readMode = readMode;
     this.#batch = batch;
     this.#onError = onError;
@@ -146,31 +174,46 @@ export class TunDevice implements Device {
     else this.#readAsync();
   }
 
-  /** Writes one IP packet synchronously; false when dropped (EAGAIN/ENOBUFS) or failed, counted either way. */
-  write(packet: Uint8Array): boolean {
+  /**
+   * Writes one IP packet synchronously; false when dropped (EAGAIN/ENOBUFS) or failed, counted
+   * either way. With a virtio-net header, `meta` says what offload the packet asks for (the stack
+   * asks only for what `offload` grants) and whether the header may go into its headroom.
+   */
+  write(packet: Uint8Array, meta?: TxMeta): boolean {
     const stats = this.stats;
+    const prefix = this.#prefix;
     if (this.#fd < 0 || packet.length === 0 || packet.length > MAX_PACKET) {
       stats.txErrors++;
       return false;
     }
     let buf = packet;
     let len = packet.length;
-    if (this.#prefix !== 0) {
-      buf = this.#txBuf ??= new Uint8Array(MAX_PACKET + 4);
-      // struct tun_pi { u16 flags; be16 proto }: the kernel takes skb->protocol from proto.
-      const proto = packet[0]! >> 4 === 6 ? ETH_P_IPV6 : ETH_P_IP;
-      buf[0] = 0;
-      buf[1] = 0;
-      buf[2] = proto >> 8;
-      buf[3] = proto & 0xff;
-      buf.set(packet, 4);
-      len += 4;
+    if (prefix !== 0) {
+      len += prefix;
+      if (meta !== undefined && meta.headroom >= prefix && packet.byteOffset >= prefix) {
+        // The stack left room: the headers go right in front of the packet, no copy.
+        buf = new Uint8Array(packet.buffer, packet.byteOffset - prefix, len);
+      } else {
+        buf = this.#txBuf ??= new Uint8Array(MAX_PACKET + prefix);
+        buf.set(packet, prefix);
+      }
+      if (this.#packetInfo) {
+        // struct tun_pi { u16 flags; be16 proto }: the kernel takes skb->protocol from proto.
+        const proto = packet[0]! >> 4 === 6 ? ETH_P_IPV6 : ETH_P_IP;
+        buf[0] = 0;
+        buf[1] = 0;
+        buf[2] = proto >> 8;
+        buf[3] = proto & 0xff;
+      }
+      if (this.#vnetAt >= 0) emitTxHeader(this.offload.csum ? meta : undefined, buf, this.#vnetAt);
     }
     const c = libc();
     const n = c.write(this.#fd, buf, len);
     if (n === len) {
       stats.txPackets++;
       stats.txBytes += packet.length;
+      if (this.#vnetAt >= 0 && meta !== undefined && meta.gsoType !== VnetGso.NONE && this.offload.tso)
+        stats.txGsoPackets++;
       return true;
     }
     const errno = n < 0 ? c.errno() : 0;
@@ -310,9 +353,27 @@ export class TunDevice implements Device {
   }
 
   #deliver(sink: PacketSink, r: number): void {
-    this.stats.rxPackets++;
-    this.stats.rxBytes += r - this.#prefix;
-    sink.receive(this.#rxBuf.subarray(this.#prefix, r), 0);
+    const stats = this.stats;
+    const buf = this.#rxBuf;
+    let rxFlags = 0;
+    const at = this.#vnetAt;
+    if (at >= 0) {
+      // virtio_net_hdr: flags at +0, gso_type at +1 (vnet.ts); the rest is not needed to receive.
+      if ((buf[at]! & (VnetFlags.NEEDS_CSUM | VnetFlags.DATA_VALID)) !== 0)
+        rxFlags = RxFlags.CHECKSUM_VERIFIED;
+      const gso = buf[at + 1]! & ~VnetGso.ECN;
+      if (gso !== VnetGso.NONE) {
+        if (gso !== VnetGso.TCPV4 && gso !== VnetGso.TCPV6) {
+          // UDP GSO is never requested (no TUN_F_USO*): several datagrams in one, not deliverable.
+          stats.rxErrors++;
+          return;
+        }
+        stats.rxGsoPackets++;
+      }
+    }
+    stats.rxPackets++;
+    stats.rxBytes += r - this.#prefix;
+    sink.receive(buf.subarray(this.#prefix, r), rxFlags);
   }
 
   /** 'async-read': one read() per packet on the thread pool; a poll when the queue is empty. */

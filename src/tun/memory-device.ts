@@ -6,8 +6,8 @@
  * during the call, and by default its bytes are overwritten (poisoned) right after, so a consumer
  * that keeps a reference instead of copying fails loudly in tests.
  */
-import type { Device, DeviceStats, PacketSink } from './device.js';
-import { newDeviceStats } from './device.js';
+import type { Device, DeviceOffload, DeviceStats, PacketSink } from './device.js';
+import { NO_OFFLOAD, newDeviceStats } from './device.js';
 
 /** Options of a MemoryDevice. */
 export interface MemoryDeviceOptions {
@@ -35,6 +35,8 @@ export class MemoryDevice implements Device {
   readonly mtu: number;
   /** Counters. */
   readonly stats: DeviceStats = newDeviceStats();
+  /** No offload: written packets are plain IP packets. */
+  readonly offload: DeviceOffload = NO_OFFLOAD;
   /** Receives a copy of every written packet; when unset, writes queue for take()/drain(). */
   onTransmit: ((packet: Uint8Array) => void) | undefined;
 

@@ -9,7 +9,8 @@
  * disk falls behind, records are dropped and counted rather than queued without limit.
  */
 import { closeSync, fsyncSync, openSync, write, writeSync } from 'node:fs';
-import type { Device, DeviceStats, PacketSink } from './device.js';
+import type { Device, DeviceOffload, DeviceStats, PacketSink } from './device.js';
+import { NO_OFFLOAD } from './device.js';
 
 /** The pcap magic number for microsecond timestamps. */
 export const PCAP_MAGIC = 0xa1b2c3d4;
@@ -182,6 +183,12 @@ export class PcapDevice implements Device {
   get name(): string {
     return this.#inner.name;
   }
+
+  /**
+   * No offload, whatever the wrapped device grants: the stack then sends plain packets, which the
+   * capture records as they go out (the wrapped TUN still reads super-segments when it has TSO).
+   */
+  readonly offload: DeviceOffload = NO_OFFLOAD;
 
   /** The wrapped device's MTU. */
   get mtu(): number {

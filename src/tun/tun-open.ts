@@ -3,6 +3,7 @@
  * inside a network namespace; set or read the MTU. Every failure becomes a TunError whose message
  * says what to do about it.
  */
+import { type DeviceOffload, NO_OFFLOAD } from './device.js';
 import { TunError } from './errors.js';
 import {
   getMtu,
@@ -12,9 +13,12 @@ import {
   type Sys,
   setMtu,
   TunFlags,
+  TunOffload,
   tunGetDevNetns,
   tunGetIff,
   tunSetIff,
+  tunSetOffload,
+  tunSetVnetHdrSize,
 } from './ioctl.js';
 import {
   EFD_CLOEXEC,
@@ -30,6 +34,14 @@ import {
 } from './libc.js';
 import { tunLinkInfo } from './netlink.js';
 import { checkIfName } from './spec.js';
+import { VIRTIO_NET_HDR_LENGTH } from './vnet.js';
+
+/**
+ * Offload: 'auto' asks for IFF_VNET_HDR with checksum and TCP segmentation offload and falls back
+ * to what the kernel grants; 'off' opens a plain TUN (an fd handed over with IFF_VNET_HDR keeps its
+ * header, with every offload turned off).
+ */
+export type OffloadMode = 'auto' | 'off';
 
 /** What openTunHandle() needs from TunOptions. */
 export interface TunOpenOptions {
@@ -37,15 +49,52 @@ export interface TunOpenOptions {
   fd?: number;
   mtu?: number;
   netns?: string;
+  /** Default 'auto'. */
+  offload?: OffloadMode;
 }
 
-/** An opened TUN: its non-blocking fd, the eventfd that wakes the reader, name, flags and MTU. */
+/** An opened TUN: its non-blocking fd, the eventfd that wakes the reader, name, flags, MTU and offload. */
 export interface TunHandle {
   readonly fd: number;
   readonly eventFd: number;
   readonly name: string;
   readonly flags: number;
   readonly mtu: number;
+  /** What the kernel granted. */
+  readonly offload: DeviceOffload;
+  /** Why offload is less than asked for ('auto' only), e.g. `TUNSETOFFLOAD refused (EINVAL)`. */
+  readonly offloadNote: string | undefined;
+}
+
+/** What TUNSETOFFLOAD asks for under 'auto': checksums and TSO for both families, nothing UDP. */
+const WANTED_OFFLOAD = TunOffload.TUN_F_CSUM | TunOffload.TUN_F_TSO4 | TunOffload.TUN_F_TSO6;
+
+/**
+ * Configures the offloads of an fd attached with IFF_VNET_HDR: the header size, then TUNSETOFFLOAD
+ * with TSO, or checksums alone, or nothing ('off'). Never throws: a refusal lowers the grant.
+ */
+function configureOffload(
+  fd: number,
+  mode: OffloadMode,
+): { offload: DeviceOffload; note: string | undefined } {
+  const size = tunSetVnetHdrSize(fd, VIRTIO_NET_HDR_LENGTH);
+  if (!size.ok)
+    // The header size cannot be trusted: keep the kernel from sending anything that needs it.
+    return {
+      offload: { vnetHdr: true, tso: false, csum: false },
+      note: `TUNSETVNETHDRSZ refused (${errnoName(size.errno)})`,
+    };
+  if (mode === 'off') {
+    tunSetOffload(fd, 0);
+    return { offload: { vnetHdr: true, tso: false, csum: false }, note: undefined };
+  }
+  const full = tunSetOffload(fd, WANTED_OFFLOAD);
+  if (full.ok) return { offload: { vnetHdr: true, tso: true, csum: true }, note: undefined };
+  const note = `TUNSETOFFLOAD(CSUM|TSO4|TSO6) refused (${errnoName(full.errno)})`;
+  if (tunSetOffload(fd, TunOffload.TUN_F_CSUM).ok)
+    return { offload: { vnetHdr: true, tso: false, csum: true }, note };
+  tunSetOffload(fd, 0);
+  return { offload: { vnetHdr: true, tso: false, csum: false }, note: `${note}, and CSUM alone too` };
 }
 
 /** The clone device every TUN is opened through. */
@@ -121,6 +170,27 @@ function attachByName(name: string, flags = requestedFlags()): { fd: number; nam
   return { fd, name: r.value, flags };
 }
 
+/**
+ * attachByName asking for IFF_VNET_HDR under 'auto'; when the kernel refuses the flag (EINVAL,
+ * e.g. a kernel or a persistent device that will not take it), attaches again without it.
+ */
+function attachWithOffload(
+  name: string,
+  mode: OffloadMode,
+): { fd: number; name: string; flags: number; offload: DeviceOffload; offloadNote: string | undefined } {
+  if (mode === 'off') return { ...attachByName(name), offload: NO_OFFLOAD, offloadNote: undefined };
+  let dev: { fd: number; name: string; flags: number };
+  try {
+    dev = attachByName(name, requestedFlags(true));
+  } catch (err) {
+    if (!(err instanceof TunError) || err.errno !== 'EINVAL') throw err;
+    const plain = attachByName(name);
+    return { ...plain, offload: NO_OFFLOAD, offloadNote: 'IFF_VNET_HDR refused (EINVAL)' };
+  }
+  const { offload, note } = configureOffload(dev.fd, mode);
+  return { ...dev, offload, offloadNote: note };
+}
+
 /** Checks a handed-over fd with TUNGETIFF: its interface name and (partly ambiguous) flags. */
 function inspectFd(fd: number): { name: string; flags: number } {
   if (!Number.isInteger(fd) || fd < 0) throw new TunError('TUN_BAD_FD', `fd ${fd} is not a file descriptor`);
@@ -142,11 +212,6 @@ function inspectFd(fd: number): { name: string; flags: number } {
       'TUN_NOT_TUN',
       `fd ${fd} is a TAP device (${name}, Ethernet frames), not a TUN device`,
     );
-  if ((flags & TunFlags.IFF_VNET_HDR) !== 0)
-    throw new TunError(
-      'TUN_UNSUPPORTED',
-      `fd ${fd} (${name}) has IFF_VNET_HDR set, which is not supported yet`,
-    );
   return info.value;
 }
 
@@ -161,12 +226,10 @@ function describeAdopted(fd: number, name: string, rawFlags: number, mtu: number
       'TUN_NOT_TUN',
       `fd ${fd} is attached to ${name}, which is not a TUN device in the expected network namespace (pass its netns)`,
     );
-  if (info.vnetHdr)
-    throw new TunError(
-      'TUN_UNSUPPORTED',
-      `fd ${fd} (${name}) has IFF_VNET_HDR set, which is not supported yet`,
-    );
-  const flags = (rawFlags & ~TunFlags.IFF_NO_PI) | (info.packetInfo ? 0 : TunFlags.IFF_NO_PI);
+  const flags =
+    (rawFlags & ~(TunFlags.IFF_NO_PI | TunFlags.IFF_VNET_HDR)) |
+    (info.packetInfo ? 0 : TunFlags.IFF_NO_PI) |
+    (info.vnetHdr ? TunFlags.IFF_VNET_HDR : 0);
   return { flags, mtu: configureMtu(name, mtu) };
 }
 
@@ -183,8 +246,17 @@ function inDeviceNetns<T>(fd: number, fn: () => T): T {
   }
 }
 
-/** Adopts a handed-over fd: verified, described, then made non-blocking (untouched on failure). */
-function adoptFd(fd: number, mtu: number | undefined, knownNetns: boolean): Omit<TunHandle, 'eventFd'> {
+/**
+ * Adopts a handed-over fd: verified, described, then made non-blocking (untouched on failure). An
+ * fd with IFF_VNET_HDR keeps its header and gets the offloads `mode` asks for; one without it
+ * stays plain (the flag cannot be added to an attached fd).
+ */
+function adoptFd(
+  fd: number,
+  mtu: number | undefined,
+  knownNetns: boolean,
+  mode: OffloadMode,
+): Omit<TunHandle, 'eventFd'> {
   const { name, flags: rawFlags } = inspectFd(fd);
   const describe = () => describeAdopted(fd, name, rawFlags, mtu);
   const { flags, mtu: actualMtu } = knownNetns ? describe() : inDeviceNetns(fd, describe);
@@ -192,7 +264,17 @@ function adoptFd(fd: number, mtu: number | undefined, knownNetns: boolean): Omit
   const fl = c.fcntlGet(fd, F_GETFL);
   if (fl < 0 || c.fcntlSet(fd, F_SETFL, fl | O_NONBLOCK) < 0)
     throw sysError(`making fd ${fd} non-blocking`, c.errno());
-  return { fd, name, flags, mtu: actualMtu };
+  if ((flags & TunFlags.IFF_VNET_HDR) === 0)
+    return {
+      fd,
+      name,
+      flags,
+      mtu: actualMtu,
+      offload: NO_OFFLOAD,
+      offloadNote: mode === 'auto' ? 'the fd was handed over without IFF_VNET_HDR' : undefined,
+    };
+  const { offload, note } = configureOffload(fd, mode);
+  return { fd, name, flags, mtu: actualMtu, offload, offloadNote: note };
 }
 
 function validateMtu(mtu: number | undefined): void {
@@ -248,10 +330,13 @@ export function openTunHandle(opts: TunOpenOptions): TunHandle {
     throw new TunError('TUN_SPEC', 'give a TUN name or an fd, not both');
   if (opts.name !== undefined) checkIfName(opts.name);
   validateMtu(opts.mtu);
+  const mode = opts.offload ?? 'auto';
+  if (mode !== 'auto' && mode !== 'off')
+    throw new TunError('TUN_SPEC', `offload must be 'auto' or 'off', not ${String(mode)}`);
   const setup = (): Omit<TunHandle, 'eventFd'> => {
     // A handed-over fd stays the caller's until we succeed.
-    if (opts.fd !== undefined) return adoptFd(opts.fd, opts.mtu, opts.netns !== undefined);
-    const dev = attachByName(opts.name ?? '');
+    if (opts.fd !== undefined) return adoptFd(opts.fd, opts.mtu, opts.netns !== undefined, mode);
+    const dev = attachWithOffload(opts.name ?? '', mode);
     try {
       return { ...dev, mtu: configureMtu(dev.name, opts.mtu) };
     } catch (err) {
@@ -276,6 +361,8 @@ export interface TunFdOptions {
   netns?: string;
   /** Keep the 4-byte `struct tun_pi` header (omit IFF_NO_PI), as some parents hand over. */
   packetInfo?: boolean;
+  /** Attach with IFF_VNET_HDR (offloads are then set by whoever adopts the fd). */
+  vnetHdr?: boolean;
 }
 
 /**
@@ -283,7 +370,9 @@ export interface TunFdOptions {
  * device around it: for a parent that hands the fd to a child (`fd://3`), and for tests.
  */
 export function openTunFd(name: string, opts: TunFdOptions = {}): { fd: number; name: string } {
-  const flags = opts.packetInfo === true ? TunFlags.IFF_TUN : requestedFlags();
+  const flags =
+    (opts.packetInfo === true ? TunFlags.IFF_TUN : requestedFlags()) |
+    (opts.vnetHdr === true ? TunFlags.IFF_VNET_HDR : 0);
   const open = (): { fd: number; name: string } => {
     const dev = attachByName(name, flags);
     return { fd: dev.fd, name: dev.name };

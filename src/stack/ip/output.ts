@@ -1,23 +1,49 @@
 /**
  * Building and sending the IP packets the stack originates, fragmenting those larger than the MTU
  * (IPv4: RFC 791 §3.2; IPv6 source fragmentation: RFC 8200 §4.5).
+ *
+ * Offload: every packet is allocated with `txHeadroom` free bytes in front of it (the device's
+ * virtio-net header goes there, saving a copy), and goes out with the one reused TxMeta. A TCP
+ * packet sent through `sendPartial` leaves its checksum to the device (NEEDS_CSUM) and may be a
+ * super-segment for the device to cut (GSO), which is never fragmented.
  */
 import type { IpOptions } from '../options.js';
 import type { RandomSource } from '../random.js';
 import type { StackStats } from '../stats.js';
+import { GsoType, TxMeta } from '../transport.js';
+import { sum16 } from '../wire/checksum.js';
 import { IpProtocol } from '../wire/ip-protocol.js';
 import { IPV4_HEADER_LENGTH, Ipv4Packet, Ipv4Repr } from '../wire/ipv4.js';
 import { IPV6_HEADER_LENGTH, Ipv6Packet, Ipv6Repr } from '../wire/ipv6.js';
 import { emitIpv6FragmentHeader } from '../wire/ipv6-ext.js';
 
-/** Where the stack's finished packets go; `packet` is valid only during the call. */
-export type Transmit = (packet: Uint8Array) => void;
+/**
+ * Where the stack's finished packets go; `packet` and `meta` are valid only during the call. A
+ * device without offload may ignore `meta`: the stack asks for none unless its options say so.
+ */
+export type Transmit = (packet: Uint8Array, meta: TxMeta) => void;
 
 const IPV6_FRAGMENT_HEADER_LENGTH = 8;
+/** Offset of the checksum field in a TCP header (RFC 9293 §3.1). */
+const TCP_CHECKSUM_OFFSET = 16;
+
+/**
+ * Completes a partial checksum the way a device does for NEEDS_CSUM: the field at
+ * `start + offset` holds the pseudo-header sum, so the one's complement of the sum from `start`
+ * to the end of the packet is the checksum (RFC 1071).
+ */
+export function completeChecksum(packet: Uint8Array, start: number, offset: number): void {
+  const at = start + offset;
+  const sum = ~sum16(packet.subarray(start)) & 0xffff;
+  packet[at] = sum >>> 8;
+  packet[at + 1] = sum & 0xff;
+}
 
 /** Allocates, fills and sends packets we originate. */
 export class IpOutput {
   private ipv4Identification: number;
+  /** The metadata every packet goes out with (reused). */
+  private readonly meta = new TxMeta();
 
   constructor(
     private readonly transmit: Transmit,
@@ -31,6 +57,22 @@ export class IpOutput {
   /** The device MTU. */
   get mtu(): number {
     return this.options.mtu;
+  }
+
+  /** The device cuts TCP super-segments (options.tso). */
+  get tso(): boolean {
+    return this.options.tso;
+  }
+
+  /** The device completes checksums marked NEEDS_CSUM (options.txChecksumOffload, implied by tso). */
+  get checksumOffload(): boolean {
+    return this.options.txChecksumOffload || this.options.tso;
+  }
+
+  /** A zeroed packet buffer of `length` bytes with `txHeadroom` free bytes in front of it. */
+  private newPacket(length: number): Uint8Array {
+    const headroom = this.options.txHeadroom;
+    return headroom === 0 ? new Uint8Array(length) : new Uint8Array(headroom + length).subarray(headroom);
   }
 
   /** The IP header length for an address family, chosen by address length. */
@@ -56,7 +98,7 @@ export class IpOutput {
         dscp: 0,
         ecn: 0,
       };
-      const buf = new Uint8Array(Ipv4Repr.length(repr));
+      const buf = this.newPacket(Ipv4Repr.length(repr));
       Ipv4Repr.emit(repr, buf);
       return buf;
     }
@@ -69,13 +111,14 @@ export class IpOutput {
       trafficClass: 0,
       flowLabel: 0,
     };
-    const buf = new Uint8Array(Ipv6Repr.length(repr));
+    const buf = this.newPacket(Ipv6Repr.length(repr));
     Ipv6Repr.emit(repr, buf);
     return buf;
   }
 
-  /** Sends a complete packet we built, in fragments when it exceeds the MTU. */
+  /** Sends a complete packet from `allocate`, in fragments when it exceeds the MTU. */
   send(packet: Uint8Array): void {
+    this.meta.clear();
     if (packet.length <= this.options.mtu) {
       this.emit(packet);
       return;
@@ -85,10 +128,40 @@ export class IpOutput {
     else this.fragmentIpv6(packet);
   }
 
+  /**
+   * Sends a TCP packet from `allocate` whose checksum field holds only the pseudo-header sum over
+   * the whole segment (Linux's CHECKSUM_PARTIAL, `__tcp_v4_send_check`): the device completes it.
+   * With `gsoSize` > 0 and more payload than that, the packet is a super-segment the device cuts
+   * into `gsoSize`-byte segments (never fragmented here). Call only when `checksumOffload` (and
+   * `tso` for a super-segment) is true.
+   */
+  sendPartial(packet: Uint8Array, transportOffset: number, gsoSize: number): void {
+    const meta = this.meta;
+    meta.clear();
+    const hdrLen = transportOffset + ((packet[transportOffset + 12]! >>> 4) << 2);
+    const gso = gsoSize > 0 && packet.length - hdrLen > gsoSize;
+    if (!gso && packet.length > this.options.mtu) {
+      // Not a super-segment and too large for the link: sum it here and fragment as usual.
+      completeChecksum(packet, transportOffset, TCP_CHECKSUM_OFFSET);
+      this.send(packet);
+      return;
+    }
+    meta.needsCsum = true;
+    meta.csumStart = transportOffset;
+    meta.csumOffset = TCP_CHECKSUM_OFFSET;
+    if (gso) {
+      meta.gsoType = packet[0]! >> 4 === 4 ? GsoType.TCPV4 : GsoType.TCPV6;
+      meta.gsoSize = gsoSize;
+      meta.hdrLen = hdrLen;
+    }
+    this.emit(packet);
+  }
+
   private emit(packet: Uint8Array): void {
     this.stats.txPackets++;
     this.stats.txBytes += packet.length;
-    this.transmit(packet);
+    this.meta.headroom = this.options.txHeadroom;
+    this.transmit(packet, this.meta);
   }
 
   private nextIpv4Identification(): number {
@@ -104,7 +177,7 @@ export class IpOutput {
     const chunk = ((this.options.mtu - headerLength) >>> 3) << 3;
     for (let offset = 0; offset < payload.length; offset += chunk) {
       const size = Math.min(chunk, payload.length - offset);
-      const frag = new Uint8Array(headerLength + size);
+      const frag = this.newPacket(headerLength + size);
       frag.set(packet.subarray(0, headerLength));
       frag.set(payload.subarray(offset, offset + size), headerLength);
       const view = new Ipv4Packet(frag);
@@ -126,7 +199,7 @@ export class IpOutput {
       ((Math.max(this.options.mtu, 1280) - IPV6_HEADER_LENGTH - IPV6_FRAGMENT_HEADER_LENGTH) >>> 3) << 3;
     for (let offset = 0; offset < payload.length; offset += chunk) {
       const size = Math.min(chunk, payload.length - offset);
-      const frag = new Uint8Array(IPV6_HEADER_LENGTH + IPV6_FRAGMENT_HEADER_LENGTH + size);
+      const frag = this.newPacket(IPV6_HEADER_LENGTH + IPV6_FRAGMENT_HEADER_LENGTH + size);
       frag.set(packet.subarray(0, IPV6_HEADER_LENGTH));
       const view = new Ipv6Packet(frag);
       view.nextHeader = IpProtocol.FRAGMENT;

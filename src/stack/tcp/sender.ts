@@ -2,7 +2,15 @@
  * Segment output: building segments with their options, the send loop (window, congestion window,
  * Nagle and sender SWS avoidance, FIN), SACK-based loss recovery (RFC 6675 §5), retransmission,
  * pure ACKs, window updates, probes and resets.
+ *
+ * Offload: when the device completes checksums, data segments leave theirs as the pseudo-header
+ * sum (no payload summed here); when it also segments (TSO), the send loop may build one
+ * super-segment of up to `gsoMaxBytes`: exactly the run of MSS-sized segments it would have sent
+ * in a row (same window, cwnd, Nagle and SWS decisions, PSH/FIN on the last byte), which the
+ * device cuts at `segmentMss` (Linux's tcp_gso_segment copies the header, advances the sequence
+ * number and keeps PSH/FIN for the last piece only).
  */
+import { IpOutput } from '../ip/output.js';
 import { pseudoHeaderSum } from '../wire/checksum.js';
 import { IpProtocol } from '../wire/ip-protocol.js';
 import { seqAdd, seqGe, seqGt, seqLe, seqLt, seqMax, seqSub } from '../wire/seq.js';
@@ -11,6 +19,8 @@ import type { TcpConnection } from './connection.js';
 import { NEVER } from './state.js';
 
 const NO_SACK: readonly (readonly [number, number])[] = Object.freeze([]);
+/** The largest TCP header (RFC 9293 §3.1: data offset 15 words). */
+const MAX_TCP_HEADER = 60;
 const sackLeft = new Uint32Array(4);
 const sackRight = new Uint32Array(4);
 
@@ -71,16 +81,27 @@ export function sendSegment(
     payloadLength: dataLength,
   };
   const ctx = c.ctx;
+  const output = ctx.output;
   const length = TcpRepr.length(repr);
-  const packet = ctx.output.allocate(c.localAddress, c.remoteAddress, IpProtocol.TCP, length);
+  const packet = output.allocate(c.localAddress, c.remoteAddress, IpProtocol.TCP, length);
   const start = packet.length - length;
-  if (dataLength > 0) c.sendBuffer.copyTo(dataOffset, dataLength, packet, start + TcpRepr.headerLength(repr));
-  TcpRepr.emit(
-    repr,
-    packet.subarray(start),
-    pseudoHeaderSum(c.localAddress, c.remoteAddress, IpProtocol.TCP, length),
-  );
-  ctx.output.send(packet);
+  const pseudoSum = pseudoHeaderSum(c.localAddress, c.remoteAddress, IpProtocol.TCP, length);
+  if (dataLength > 0 && output.checksumOffload) {
+    const headerLength = TcpRepr.headerLength(repr);
+    c.sendBuffer.copyTo(dataOffset, dataLength, packet, start + headerLength);
+    // emit() sums what its buffer holds: given the header alone, it sums only the header, and the
+    // field then gets the pseudo-header sum for the device to complete (CHECKSUM_PARTIAL).
+    TcpRepr.emit(repr, packet.subarray(start, start + headerLength), 0);
+    packet[start + 16] = pseudoSum >>> 8;
+    packet[start + 17] = pseudoSum & 0xff;
+    const mss = output.tso ? segmentMss(c) : 0;
+    output.sendPartial(packet, start, dataLength > mss ? mss : 0);
+  } else {
+    if (dataLength > 0)
+      c.sendBuffer.copyTo(dataOffset, dataLength, packet, start + TcpRepr.headerLength(repr));
+    TcpRepr.emit(repr, packet.subarray(start), pseudoSum);
+    output.send(packet);
+  }
   ctx.stats.tcpSegmentsSent++;
   if ((flags & TcpFlags.ACK) !== 0) {
     c.lastAckSent = c.rcvNxt;
@@ -156,6 +177,19 @@ export function segmentMss(c: TcpConnection): number {
   return blocks === 0 ? c.sndMss : Math.max(c.sndMss - 4 - 8 * blocks, 1);
 }
 
+/**
+ * The most data one segment of the send loop may carry: `mss`, or with TSO the whole MSS
+ * segments that fit in a `gsoMaxBytes` packet under the largest IP and TCP headers.
+ */
+export function gsoLimit(c: TcpConnection, mss: number): number {
+  const ctx = c.ctx;
+  const max = ctx.config.gsoMaxBytes;
+  if (max === 0 || !ctx.output.tso) return mss;
+  const headers = IpOutput.headerLength(c.localAddress) + MAX_TCP_HEADER;
+  const segments = Math.floor((max - headers) / mss);
+  return segments >= 2 ? segments * mss : mss;
+}
+
 /** Bytes in flight: RFC 6675 pipe during SACK recovery, else SND.NXT - SND.UNA. */
 function flightSize(c: TcpConnection): number {
   if (c.inRecovery && c.sackOk) return c.scoreboard.pipe(c.sndUna, c.sndMax, c.highRxt, c.sndMss);
@@ -225,6 +259,7 @@ export function sendPending(c: TcpConnection, now: number, override = false): vo
   if (c.sndUna === c.sndMax && now - c.lastSendAt > c.rtt.rtoMs && c.sendBuffer.length > 0)
     c.cc.onIdleRestart(now);
   const mss = segmentMss(c);
+  const maxLength = gsoLimit(c, mss);
   for (let guard = 0; guard < 100_000; guard++) {
     const dataEnd = seqAdd(c.sndUna, c.sendBuffer.length);
     const unsent = Math.max(0, seqSub(dataEnd, c.sndNxt));
@@ -236,7 +271,15 @@ export function sendPending(c: TcpConnection, now: number, override = false): vo
     const limited = !c.inRecovery && c.dupAcks > 0 ? Math.min(c.dupAcks, 2) * c.sndMss : 0;
     const cwndRoom = c.cc.cwnd + limited - inFlight;
     const windowRoom = seqSub(seqAdd(c.sndUna, c.sndWnd), c.sndNxt);
-    const length = Math.max(0, Math.min(mss, unsent, windowRoom, cwndRoom));
+    let length = Math.max(0, Math.min(maxLength, unsent, windowRoom, cwndRoom));
+    const tail = length > mss ? length % mss : 0;
+    if (tail > 0) {
+      // A super-segment is the MSS segments this loop would send in a row: its sub-MSS tail goes
+      // only where the small-segment rules below would let it out with the full ones in flight.
+      const all = length === unsent;
+      const finNow = finPending && all && windowRoom > length;
+      if (!(override || (all && (c.noDelay || finNow)) || tail >= c.maxSndWnd / 2)) length -= tail;
+    }
     if (length === 0) {
       // Nothing fits: the peer's window is closed (persist timer) or cwnd is full (wait for ACKs).
       if (windowRoom <= 0 && inFlight === 0 && (unsent > 0 || finPending)) armPersist(c, now);
@@ -267,7 +310,8 @@ export function sendPending(c: TcpConnection, now: number, override = false): vo
     if (retransmission) c.ctx.stats.tcpRetransmits++;
     else if (!c.tsOk && c.rttSeq === -1 && length > 0) {
       // Karn's rule: time only segments sent once.
-      c.rttSeq = seqAdd(c.sndNxt, length);
+      // The first MSS of a super-segment is the segment MSS-sized sending would have timed.
+      c.rttSeq = seqAdd(c.sndNxt, Math.min(length, mss));
       c.rttSentAt = now;
     }
     c.sndNxt = seqAdd(c.sndNxt, length + (fin ? 1 : 0));
