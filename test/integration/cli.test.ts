@@ -20,14 +20,18 @@ import { canRunIntegration, type Netns, Testbed, waitFor } from '../testbed/inde
 const CLI = resolve(import.meta.dirname, '../../dist/src/cli.js');
 const PROXY = '198.18.21.2';
 const SERVER = '198.18.22.1';
+const SERVER6 = 'fd00:22::1';
+const PROXY6 = 'fd00:21::2';
 const PASSWORD = 's3cret-pw';
 
 const SERVERS = `
 const http = require('node:http');
 const net = require('node:net');
 let up = 0;
-const ready = () => { if (++up === 2) console.log('ready'); };
-http.createServer((req, res) => res.end('hello through the cli\\n')).listen(8080, '${SERVER}', ready);
+const ready = () => { if (++up === 3) console.log('ready'); };
+const web = (req, res) => res.end('hello through the cli\\n');
+http.createServer(web).listen(8080, '${SERVER}', ready);
+http.createServer(web).listen(8080, '${SERVER6}', ready);
 net.createServer((s) => { s.on('error', () => {}); s.pipe(s); }).listen(7007, '${SERVER}', ready);
 `;
 
@@ -60,8 +64,14 @@ describe.skipIf(!canRunIntegration() || !toolsPresent())('the tun2socks command'
     bed = await Testbed.create('cli');
     cli = await bed.netns('cli');
     const px = await bed.netns('px');
-    await bed.veth(cli, px, { a: '198.18.21.1/24', b: `${PROXY}/24` });
+    await bed.veth(cli, px, {
+      a: '198.18.21.1/24',
+      b: `${PROXY}/24`,
+      a6: 'fd00:21::1/64',
+      b6: `${PROXY6}/64`,
+    });
     await px.ip(['addr', 'add', `${SERVER}/32`, 'dev', 'lo']);
+    await px.ip(['addr', 'add', `${SERVER6}/128`, 'dev', 'lo']);
     const dir = await bed.tmpdir();
     const servers = px.spawn('node', ['-e', SERVERS], { stdio: ['ignore', 'pipe', 'inherit'] });
     const serversReady = new Promise<void>((r) => servers.stdout!.once('data', () => r()));
@@ -81,8 +91,10 @@ describe.skipIf(!canRunIntegration() || !toolsPresent())('the tun2socks command'
       { stdio: 'ignore' },
     );
     px.spawn('microsocks', ['-i', PROXY, '-p', '1080', '-u', 'user', '-P', PASSWORD], { stdio: 'ignore' });
+    px.spawn('microsocks', ['-i', PROXY6, '-p', '1081'], { stdio: 'ignore' });
     await waitFor(() => serversReady.then(() => true), 10_000, 'the servers');
     await px.waitForTcpPort(1080, 10_000);
+    await px.waitForTcpPort(1081, 10_000);
     await px.waitForTcpPort(53, 10_000);
 
     tun = bed.ifname('t2s');
@@ -207,6 +219,31 @@ describe.skipIf(!canRunIntegration() || !toolsPresent())('the tun2socks command'
     expect(out).toContain('198.18.24.1:8080 -> reject');
     const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
     child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+  });
+
+  it('a proxy at an IPv6 address carries IPv4 and IPv6 destinations', async () => {
+    const tun3 = bed.ifname('t2y');
+    const child = cli.spawn('node', [CLI, '--device', tun3, '--proxy', `socks5://[${PROXY6}]:1081`], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let log = '';
+    child.stderr!.on('data', (d: Buffer) => {
+      log += d.toString();
+    });
+    await waitFor(() => log.includes('tun2socks started'), 10_000, 'tun2socks to start');
+    await cli.ip(['addr', 'add', '198.18.25.1/24', 'dev', tun3]);
+    await cli.ip(['-6', 'addr', 'add', 'fd00:25::1/64', 'dev', tun3, 'nodad']);
+    await cli.ip(['link', 'set', tun3, 'up']);
+    await cli.ip(['route', 'replace', '198.18.22.0/24', 'dev', tun3]);
+    await cli.ip(['-6', 'route', 'add', 'fd00:22::/64', 'dev', tun3]);
+    expect(log).toContain(`proxy=socks5://[${PROXY6}]:1081`);
+    const v4 = await cli.exec('curl', ['-sS', '-m', '5', `http://${SERVER}:8080/`]);
+    expect(v4.stdout).toBe('hello through the cli\n');
+    const v6 = await cli.exec('curl', ['-sS', '-m', '5', `http://[${SERVER6}]:8080/`]);
+    expect(v6.stdout).toBe('hello through the cli\n');
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    child.kill('SIGINT');
     expect(await exited).toBe(0);
   });
 });
