@@ -23,15 +23,7 @@ import { writeFile } from 'node:fs/promises';
 import { cpus, release } from 'node:os';
 import { resolve } from 'node:path';
 import { canRunIntegration, Testbed } from '../test/testbed/index.js';
-import {
-  type BenchPath,
-  client,
-  DANTED_URL,
-  failures,
-  idleConnections,
-  iperf,
-  MICROSOCKS_URL,
-} from './relay/measure.js';
+import { type BenchPath, client, DANTED_URL, failures, idleConnections, iperf } from './relay/measure.js';
 import { evaluate, median, type Row, renderTable, type Target } from './relay/report.js';
 import { BenchSite, CLI, missingTools } from './relay/site.js';
 import { type TunConfig, TunProcess } from './relay/tun-process.js';
@@ -260,12 +252,12 @@ async function relay(args: Args, rows: Row[], configs: TunConfig[]): Promise<Rec
 
     if (args.only.has('idle')) {
       const c = configs[0]!;
-      progress(`opening ${args.idle} idle connections through tun2socks (${c.label}, via microsocks)`);
+      progress(`opening ${args.idle} idle connections through tun2socks (${c.label})`);
       const tun = await TunProcess.start(
         site,
         configs.length,
         { ...c, label: `${c.label} (idle)` },
-        MICROSOCKS_URL,
+        DANTED_URL,
       );
       tuns.push(tun);
       const r = await idleConnections(site, tun, args.idle, args.quick ? 500 : 2000);

@@ -18,7 +18,6 @@ import {
   type BenchSite,
   CLIENT_JS,
   DANTED_PORT,
-  MICROSOCKS_PORT,
   PROXY_V4,
   SERVER_DIRECT,
   SERVER_SOCKS,
@@ -207,7 +206,5 @@ export async function idleConnections(
   return { held: n, rssBeforeKb, rssAfterKb, kbPerConnection: (rssAfterKb - rssBeforeKb) / n };
 }
 
-/** microsocks's URL (the idle test's proxy: a thread per connection, no process per client). */
-export const MICROSOCKS_URL = `socks5://${PROXY_V4}:${MICROSOCKS_PORT}`;
-/** danted's URL (every other tun2socks lane). */
+/** danted's URL (every tun2socks lane relays through it). */
 export const DANTED_URL = `socks5://${PROXY_V4}:${DANTED_PORT}`;

@@ -2,9 +2,9 @@
  * The benchmark site: three namespaces in a row, built with the test bed (198.18.0.0/15 only).
  *
  *   client ns                          proxy ns                           server ns
- *   TUNs run by `tun2socks` (one per   danted     198.18.30.2:1080        iperf3 -s :5201
- *   configuration; each routes one     microsocks 198.18.30.2:1081        servers.js: TCP echo,
- *   198.18.32.x/32 into its TUN)       ip_forward=1 (the direct path)     one-shot, UDP echo
+ *   TUNs run by `tun2socks` (one per   danted 198.18.30.2:1080            iperf3 -s :5201
+ *   configuration; each routes one     ip_forward=1 (the direct path)     servers.js: TCP echo,
+ *   198.18.32.x/32 into its TUN)                                          one-shot, UDP echo
  *   veth 198.18.30.1 ───────────────── 198.18.30.2 | 198.18.31.1 ──────── 198.18.31.2
  *                                                                         lo: 198.18.32.x/32
  *
@@ -28,10 +28,12 @@ export const SERVERS_JS = resolve(import.meta.dirname, 'servers.js');
 
 /** The proxy namespace's address on the client side, where the proxies listen. */
 export const PROXY_V4 = '198.18.30.2';
-/** danted: SOCKS5 CONNECT and UDP ASSOCIATE. */
+/**
+ * danted: SOCKS5 CONNECT and UDP ASSOCIATE. Its io children hold a few dozen sessions each, so
+ * 10,000 idle connections fit under a per-process fd limit (a single-process proxy such as
+ * microsocks would need two fds per connection in one process).
+ */
 export const DANTED_PORT = 1080;
-/** microsocks: SOCKS5 CONNECT, a thread per connection (the idle-connection test's proxy). */
-export const MICROSOCKS_PORT = 1081;
 /** The server's veth address: the direct path's target. */
 export const SERVER_DIRECT = '198.18.31.2';
 /** The server's address for the SOCKS-only path (reached by danted through its veth). */
@@ -42,15 +44,15 @@ export const serverForLane = (n: number): string => `198.18.32.${10 + n}`;
 export const MAX_LANES = 16;
 
 /** Programs the benchmark runs besides `ip` and node. */
-export const TOOLS = ['danted', 'microsocks', 'iperf3', 'proxychains4'] as const;
+export const TOOLS = ['danted', 'iperf3', 'proxychains4'] as const;
 
 /** Tools missing on this machine (empty when the site can be built). */
 export function missingTools(): string[] {
   return TOOLS.filter((t) => findExecutable(t) === undefined);
 }
 
-/** `sh -c` text that raises the fd limit, then execs the arguments that follow it. */
-export const WITH_FDS = 'ulimit -n 65536 2>/dev/null || ulimit -n 16384; exec "$@"';
+/** `sh -c` text that raises the fd limit (to the hard limit when 65536 is refused), then execs the arguments that follow it. */
+export const WITH_FDS = 'ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$@"';
 
 /** The namespaces with the servers and proxies running. */
 export class BenchSite {
@@ -60,7 +62,7 @@ export class BenchSite {
     private readonly bed: Testbed,
     /** The namespace of the clients and the TUNs. */
     readonly client: Netns,
-    /** The namespace of danted and microsocks (and the direct path's router). */
+    /** The namespace of danted (and the direct path's router). */
     readonly proxy: Netns,
     /** The namespace of the servers. */
     readonly server: Netns,
@@ -68,7 +70,7 @@ export class BenchSite {
     readonly proxychainsConf: string,
   ) {}
 
-  /** Builds the namespaces and starts danted, microsocks, iperf3 -s and servers.js. */
+  /** Builds the namespaces and starts danted, iperf3 -s and servers.js. */
   static async create(bed: Testbed): Promise<BenchSite> {
     const client = await bed.netns('bclient');
     const proxy = await bed.netns('bproxy');
@@ -137,14 +139,10 @@ export class BenchSite {
         stdio: 'ignore',
       },
     );
-    proxy.spawn('sh', ['-c', WITH_FDS, 'sh', 'microsocks', '-i', PROXY_V4, '-p', String(MICROSOCKS_PORT)], {
-      stdio: 'ignore',
-    });
     const site = new BenchSite(bed, client, proxy, server, proxychainsConf);
     site.startIperfServer();
     await waitFor(() => serversReady.then(() => true), 10_000, 'servers.js');
     await proxy.waitForTcpPort(DANTED_PORT, 10_000);
-    await proxy.waitForTcpPort(MICROSOCKS_PORT, 10_000);
     await server.waitForTcpPort(IPERF_PORT, 10_000);
     return site;
   }
