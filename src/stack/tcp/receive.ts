@@ -43,8 +43,10 @@ export function receiveData(
   c.ctx.notify(c, TcpEvent.READABLE);
   // RFC 9293 §3.8.6.3: ACK at least every second full-sized segment, else within the delay. A
   // segment under half an MSS is ACKed at once: its sender is likely a Nagle-ing writer waiting
-  // for this ACK to send more (Linux gets the same effect from its quick-ACK mode).
-  if (++c.unackedSegments >= 2 || payload.length < c.rcvMss / 2) c.ackNow = true;
+  // for this ACK to send more (Linux gets the same effect from its quick-ACK mode). A segment
+  // longer than the MSS is a super-segment from an offloading kernel (GSO): it stands for many
+  // full-sized segments, so it is ACKed at once too (Linux's "more than one full frame" rule).
+  if (++c.unackedSegments >= 2 || payload.length < c.rcvMss / 2 || payload.length > c.rcvMss) c.ackNow = true;
   if (c.ackNow) c.ctx.wantOutput(c);
   else if (c.delackAt === NEVER) {
     c.delackAt = now + c.ctx.config.delayedAckMs;
