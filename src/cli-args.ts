@@ -38,6 +38,10 @@ export interface CliOptions {
   readonly dnsOverTcp: DnsOverTcpMode;
   /** Print the counters every this many ms (0: only on SIGUSR1). */
   readonly statsIntervalMs: number;
+  /** TUN checksum/segmentation offload: 'auto' (when the kernel grants it) or 'off'. */
+  readonly offload: 'auto' | 'off';
+  /** Queues (worker threads, each with its own stack) of a multi-queue TUN; 1 = one queue in the main thread. */
+  readonly multiQueue: number;
   readonly help: boolean;
   readonly version: boolean;
 }
@@ -72,6 +76,10 @@ Options:
   --pcap FILE            write every packet in and out to FILE (pcap, LINKTYPE_RAW)
   --icmp-echo on|off     answer ping for every address (default: on)
   --stats-interval DUR   print the counters periodically (default: 0, only on SIGUSR1)
+  --offload auto|off     TUN checksum and TCP segmentation offload (IFF_VNET_HDR) when the kernel
+                         grants it (default: auto)
+  --multi-queue N        open N queues of a multi-queue TUN, each served by a worker thread with its
+                         own stack; the kernel spreads flows over them (default: 1)
   --config FILE          read options from a YAML file with the same keys (flags win)
   --version              print the version and exit
   --help                 print this help and exit
@@ -94,6 +102,8 @@ const OPTIONS = {
   pcap: { type: 'string' },
   'icmp-echo': { type: 'string' },
   'stats-interval': { type: 'string' },
+  offload: { type: 'string' },
+  'multi-queue': { type: 'string' },
   config: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'v' },
@@ -234,11 +244,19 @@ export function parseCliArgs(argv: readonly string[], read?: (path: string) => s
       'never',
     ] as const),
     statsIntervalMs: duration('stats-interval', 0, 0),
+    offload: oneOf('offload', get('offload') ?? 'auto', ['auto', 'off'] as const),
+    multiQueue: integerFlag('multi-queue', get('multi-queue'), 1, 64) ?? 1,
     help,
     version,
   };
   if (!help && !version && options.device === undefined) {
     throw new UsageError('--device is required (for example --device tun0; see --help)');
+  }
+  if (options.multiQueue > 1) {
+    if (options.pcap !== undefined) throw new UsageError('--pcap cannot be combined with --multi-queue');
+    if (options.device?.startsWith('fd://')) {
+      throw new UsageError('--multi-queue needs a device name, not fd://');
+    }
   }
   return options;
 }

@@ -5,14 +5,12 @@
  * trace; failures of single connections are logged and never end the process.
  */
 import { readFileSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
 import { type CliOptions, HELP, parseCliArgs, UsageError } from './cli-args.js';
+import { engineOptions, openDevice, sumCounters } from './cli-engine.js';
 import { Logger } from './log.js';
-import { DEFAULT_TCP_CONFIG, type TcpConfig } from './stack/options.js';
-import type { Device } from './tun/device.js';
+import type { FromQueueWorker, QueueWorkerData, ToQueueWorker } from './queue-worker.js';
 import { TunError } from './tun/errors.js';
-import { openTun } from './tun/linux-tun.js';
-import { PcapDevice } from './tun/pcap.js';
-import { parseDeviceSpec } from './tun/spec.js';
 import { Tun2Socks } from './tun2socks.js';
 
 /** How long a stop may take before the process exits anyway. */
@@ -23,20 +21,6 @@ function version(): string {
     version: string;
   };
   return pkg.version;
-}
-
-/** --tcp-sndbuf / --tcp-rcvbuf set the initial buffers; auto-tuning may still grow to the larger of the two maxima. */
-function tcpBuffers(opts: CliOptions): Partial<TcpConfig> {
-  const tcp: Partial<{ -readonly [K in keyof TcpConfig]: TcpConfig[K] }> = {};
-  if (opts.tcpSndbuf !== undefined) {
-    tcp.sendBufferBytes = opts.tcpSndbuf;
-    tcp.sendBufferMaxBytes = Math.max(opts.tcpSndbuf, DEFAULT_TCP_CONFIG.sendBufferMaxBytes);
-  }
-  if (opts.tcpRcvbuf !== undefined) {
-    tcp.recvBufferBytes = opts.tcpRcvbuf;
-    tcp.recvBufferMaxBytes = Math.max(opts.tcpRcvbuf, DEFAULT_TCP_CONFIG.recvBufferMaxBytes);
-  }
-  return tcp;
 }
 
 async function main(argv: readonly string[]): Promise<void> {
@@ -50,42 +34,18 @@ async function main(argv: readonly string[]): Promise<void> {
     return;
   }
   const log = new Logger(opts.loglevel);
-  const spec = parseDeviceSpec(opts.device!);
-  let device: Device = openTun({ ...spec, ...(opts.mtu !== undefined ? { mtu: opts.mtu } : {}) });
-  if (opts.pcap !== undefined) device = new PcapDevice(device, opts.pcap);
-  const engine = new Tun2Socks({
-    device,
-    proxy: opts.proxy,
-    log,
-    dialTimeoutMs: opts.dialTimeoutMs,
-    tcpIdleTimeoutMs: opts.tcpIdleTimeoutMs,
-    dnsOverTcp: opts.dnsOverTcp,
-    runtime: {
-      options: {
-        icmpEcho: opts.icmpEcho,
-        udp: { idleTimeoutMs: opts.udpTimeoutMs },
-        tcp: tcpBuffers(opts),
-      },
-    },
-  });
-  await engine.start();
+  const node = opts.multiQueue > 1 ? await startQueues(opts, log) : await startSingle(opts, log);
   log.info('tun2socks started', {
-    device: device.name,
-    mtu: device.mtu,
-    proxy: engine.upstream,
+    device: node.name,
+    mtu: node.mtu,
+    proxy: node.upstream,
+    offload: node.offload,
+    queues: opts.multiQueue,
     pcap: opts.pcap ?? 'off',
   });
 
   const printStats = () => {
-    const s = engine.stats();
-    const line = {
-      tcp: s.tcp,
-      udp: s.udp,
-      drops: s.stack.drops,
-      stack: { ...s.stack, drops: undefined },
-      device: s.device,
-    };
-    process.stderr.write(`stats ${JSON.stringify(line)}\n`);
+    void node.stats().then((s) => process.stderr.write(`stats ${JSON.stringify(s)}\n`));
   };
   process.on('SIGUSR1', printStats);
   if (opts.statsIntervalMs > 0) setInterval(printStats, opts.statsIntervalMs).unref();
@@ -100,8 +60,8 @@ async function main(argv: readonly string[]): Promise<void> {
       process.exit(0);
     }, STOP_DEADLINE_MS);
     force.unref();
-    engine.close().then(
-      () => {
+    node.close().then(
+      async () => {
         if (log.enabled('debug')) printStats();
         process.exit(0);
       },
@@ -115,12 +75,114 @@ async function main(argv: readonly string[]): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM'));
 }
 
+/** What main() drives: one engine in this thread, or one per queue in worker threads. */
+interface Running {
+  readonly name: string;
+  readonly mtu: number;
+  readonly upstream: string;
+  readonly offload: string;
+  stats(): Promise<Record<string, unknown>>;
+  close(): Promise<void>;
+}
+
+function offloadText(offload: unknown): string {
+  const o = offload as { tso?: boolean; csum?: boolean } | undefined;
+  return o?.tso === true ? 'tso+csum' : o?.csum === true ? 'csum' : 'off';
+}
+
+async function startSingle(opts: CliOptions, log: Logger): Promise<Running> {
+  const device = openDevice(opts);
+  const engine = new Tun2Socks(engineOptions(opts, device, log));
+  await engine.start();
+  return {
+    name: device.name,
+    mtu: device.mtu,
+    upstream: engine.upstream,
+    offload: offloadText((device as { offload?: unknown }).offload),
+    stats: async () => {
+      const s = engine.stats();
+      return {
+        tcp: s.tcp,
+        udp: s.udp,
+        drops: s.stack.drops,
+        stack: { ...s.stack, drops: undefined },
+        device: s.device,
+      };
+    },
+    close: () => engine.close(),
+  };
+}
+
+/** Starts one worker per queue; resolves once all attached, rejects with the first failure. */
+async function startQueues(opts: CliOptions, log: Logger): Promise<Running> {
+  const workerUrl = new URL('./queue-worker.js', import.meta.url);
+  const workers = Array.from({ length: opts.multiQueue }, (_, queue) => {
+    const data: QueueWorkerData = { opts, queue };
+    return new Worker(workerUrl, { workerData: data });
+  });
+  const next = (w: Worker, type: FromQueueWorker['type']): Promise<FromQueueWorker> =>
+    new Promise((resolve, reject) => {
+      const onMessage = (m: FromQueueWorker) => {
+        if (m.type === type || m.type === 'error') {
+          w.off('message', onMessage);
+          w.off('error', reject);
+          if (m.type === 'error') reject(new WorkerFailure(m.message));
+          else resolve(m);
+        }
+      };
+      w.on('message', onMessage);
+      w.once('error', reject);
+    });
+  let ready: FromQueueWorker[];
+  try {
+    ready = await Promise.all(workers.map((w) => next(w, 'ready')));
+  } catch (err) {
+    await Promise.all(workers.map((w) => w.terminate()));
+    throw err;
+  }
+  for (const w of workers) {
+    w.on('error', (err) => log.error(`queue worker failed: ${err.message}`));
+  }
+  const first = ready[0] as Extract<FromQueueWorker, { type: 'ready' }>;
+  return {
+    name: first.name,
+    mtu: first.mtu,
+    upstream: first.upstream,
+    offload: offloadText(first.offload),
+    stats: async () => {
+      const all = await Promise.all(
+        workers.map((w) => {
+          const reply = next(w, 'stats');
+          w.postMessage({ type: 'stats' } satisfies ToQueueWorker);
+          return reply;
+        }),
+      );
+      const total: Record<string, unknown> = { queues: workers.length };
+      for (const m of all) if (m.type === 'stats') sumCounters(total, m.stats);
+      total.perQueue = all.map((m) => (m.type === 'stats' ? (m.stats.tcp as { total: number }).total : 0));
+      return total;
+    },
+    close: async () => {
+      await Promise.all(
+        workers.map((w) => {
+          const done = new Promise<void>((resolve) => w.once('exit', () => resolve()));
+          w.postMessage({ type: 'close' } satisfies ToQueueWorker);
+          return done;
+        }),
+      );
+    },
+  };
+}
+
+/** A queue worker could not start (its message is the TunError or option error it hit). */
+class WorkerFailure extends Error {}
+
 main(process.argv.slice(2)).catch((err: unknown) => {
   if (err instanceof UsageError) {
     process.stderr.write(`tun2socks: ${err.message}\n`);
     process.exit(2);
   }
-  if (err instanceof TunError) {
+  if (err instanceof TunError || err instanceof WorkerFailure) {
     process.stderr.write(`tun2socks: ${err.message}\n`);
     process.exit(1);
   }

@@ -80,9 +80,17 @@ function fail<T>(): Sys<T> {
   return { ok: false, errno: libc().errno() };
 }
 
-/** The flags TUNSETIFF asks for: a layer-3 TUN without the packet-info header, with a virtio-net header when `vnetHdr`. */
-export function requestedFlags(vnetHdr = false): number {
-  return TunFlags.IFF_TUN | TunFlags.IFF_NO_PI | (vnetHdr ? TunFlags.IFF_VNET_HDR : 0);
+/**
+ * The flags TUNSETIFF asks for: a layer-3 TUN without the packet-info header, with a virtio-net
+ * header when `vnetHdr`, as one queue of a multi-queue device when `multiQueue`.
+ */
+export function requestedFlags(vnetHdr = false, multiQueue = false): number {
+  return (
+    TunFlags.IFF_TUN |
+    TunFlags.IFF_NO_PI |
+    (vnetHdr ? TunFlags.IFF_VNET_HDR : 0) |
+    (multiQueue ? TunFlags.IFF_MULTI_QUEUE : 0)
+  );
 }
 
 /** TUNSETIFF: attaches `fd` (an open /dev/net/tun) to `name` (created if missing; empty = kernel-chosen). Returns the interface's name. */

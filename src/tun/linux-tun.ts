@@ -56,6 +56,8 @@ export interface TunOptions {
   readMode?: ReadMode;
   /** Checksum and TCP segmentation offload through IFF_VNET_HDR: 'auto' (default) or 'off'. */
   offload?: OffloadMode;
+  /** Attach as one queue of a multi-queue TUN (IFF_MULTI_QUEUE; needs `name`). Default false. */
+  multiQueue?: boolean;
   /** Most packets handed to the sink per drained batch before yielding to the loop. Default 256. */
   batch?: number;
   /** Called once when reading stops on an unrecoverable error (e.g. the interface was deleted). */

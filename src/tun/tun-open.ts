@@ -51,6 +51,11 @@ export interface TunOpenOptions {
   netns?: string;
   /** Default 'auto'. */
   offload?: OffloadMode;
+  /**
+   * Attach as one queue of a multi-queue device (IFF_MULTI_QUEUE): every open of the same name
+   * adds a queue, and the kernel spreads flows over the queues by their hash. Default false.
+   */
+  multiQueue?: boolean;
 }
 
 /** An opened TUN: its non-blocking fd, the eventfd that wakes the reader, name, flags, MTU and offload. */
@@ -177,14 +182,20 @@ function attachByName(name: string, flags = requestedFlags()): { fd: number; nam
 function attachWithOffload(
   name: string,
   mode: OffloadMode,
+  multiQueue = false,
 ): { fd: number; name: string; flags: number; offload: DeviceOffload; offloadNote: string | undefined } {
-  if (mode === 'off') return { ...attachByName(name), offload: NO_OFFLOAD, offloadNote: undefined };
+  if (mode === 'off')
+    return {
+      ...attachByName(name, requestedFlags(false, multiQueue)),
+      offload: NO_OFFLOAD,
+      offloadNote: undefined,
+    };
   let dev: { fd: number; name: string; flags: number };
   try {
-    dev = attachByName(name, requestedFlags(true));
+    dev = attachByName(name, requestedFlags(true, multiQueue));
   } catch (err) {
     if (!(err instanceof TunError) || err.errno !== 'EINVAL') throw err;
-    const plain = attachByName(name);
+    const plain = attachByName(name, requestedFlags(false, multiQueue));
     return { ...plain, offload: NO_OFFLOAD, offloadNote: 'IFF_VNET_HDR refused (EINVAL)' };
   }
   const { offload, note } = configureOffload(dev.fd, mode);
@@ -336,7 +347,9 @@ export function openTunHandle(opts: TunOpenOptions): TunHandle {
   const setup = (): Omit<TunHandle, 'eventFd'> => {
     // A handed-over fd stays the caller's until we succeed.
     if (opts.fd !== undefined) return adoptFd(opts.fd, opts.mtu, opts.netns !== undefined, mode);
-    const dev = attachWithOffload(opts.name ?? '', mode);
+    if (opts.multiQueue === true && (opts.name === undefined || opts.name === ''))
+      throw new TunError('TUN_SPEC', 'a multi-queue TUN needs a name, so that every queue attaches to it');
+    const dev = attachWithOffload(opts.name ?? '', mode, opts.multiQueue === true);
     try {
       return { ...dev, mtu: configureMtu(dev.name, opts.mtu) };
     } catch (err) {
