@@ -9,6 +9,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StackRuntime } from '../../src/runtime.js';
 import { openTun, type TunDevice } from '../../src/tun/linux-tun.js';
+import { openTunFd } from '../../src/tun/tun-open.js';
 import { canRunIntegration, type Netns, Testbed } from '../testbed/index.js';
 import { CLIENT, type ClientResult, HOST4, HOST6, loadServer, Port } from './clients/kernel-site.js';
 import type { ServeRecord } from './clients/tcp-server.mjs';
@@ -25,17 +26,43 @@ interface Site {
   records: Map<number, ServeRecord>;
 }
 
-async function createSite(bed: Testbed, label: string, offload: 'auto' | 'off', mtu: number): Promise<Site> {
+/** How a site gets its TUN: by name, or as an fd handed over with IFF_VNET_HDR (and packet info). */
+type Open = 'name' | 'fd' | 'fd-pi';
+
+async function createSite(
+  bed: Testbed,
+  label: string,
+  offload: 'auto' | 'off',
+  mtu: number,
+  open: Open = 'name',
+): Promise<Site> {
   const ns = await bed.netns(label);
-  const tun = await bed.tun(ns, {
-    mtu,
-    address: '198.18.0.1/30',
-    address6: 'fd00::1/64',
-    routes: ['198.18.5.0/24'],
-    routes6: ['fd00:5::/64'],
-  });
+  let tun: string;
+  let fd: number | undefined;
+  if (open === 'name') {
+    tun = await bed.tun(ns, {
+      mtu,
+      address: '198.18.0.1/30',
+      address6: 'fd00::1/64',
+      routes: ['198.18.5.0/24'],
+      routes6: ['fd00:5::/64'],
+    });
+  } else {
+    // As a parent process would hand it over: attached with IFF_VNET_HDR, offloads not yet set.
+    tun = bed.ifname('vfd');
+    fd = openTunFd(tun, { netns: ns.path, vnetHdr: true, packetInfo: open === 'fd-pi' }).fd;
+    await ns.ip(['link', 'set', 'dev', tun, 'mtu', String(mtu)]);
+    await ns.ip(['addr', 'add', '198.18.0.1/30', 'dev', tun]);
+    await ns.ip(['addr', 'add', 'fd00::1/64', 'dev', tun, 'nodad']);
+    await ns.ip(['link', 'set', 'dev', tun, 'up']);
+    await ns.ip(['route', 'add', '198.18.5.0/24', 'dev', tun]);
+    await ns.ip(['-6', 'route', 'add', 'fd00:5::/64', 'dev', tun]);
+  }
   await ns.ip(['link', 'set', 'dev', tun, 'txqueuelen', '4096']);
-  const device = openTun({ name: tun, netns: ns.path, offload });
+  const device =
+    fd === undefined
+      ? openTun({ name: tun, netns: ns.path, offload })
+      : openTun({ fd, netns: ns.path, offload });
   const runtime = new StackRuntime(device);
   const records = new Map<number, ServeRecord>();
   const { serve } = await loadServer();
@@ -53,9 +80,10 @@ async function run(
   mode: 'upload' | 'download',
   host: string,
   seed: number,
+  bytes = BIG,
 ): Promise<ClientResult> {
   const port = mode === 'upload' ? Port.SINK : Port.SOURCE;
-  const r = await site.ns.exec('node', [CLIENT, mode, host, String(port), String(BIG), `--seed=${seed}`], {
+  const r = await site.ns.exec('node', [CLIENT, mode, host, String(port), String(bytes), `--seed=${seed}`], {
     timeoutMs: 120_000,
   });
   const [result] = JSON.parse(r.stdout) as ClientResult[];
@@ -157,5 +185,30 @@ describe.skipIf(!canRunIntegration())('TUN offload against the Linux kernel', ()
         }, 150_000);
       }
     });
+  }
+
+  for (const open of ['fd', 'fd-pi'] as const) {
+    it(`adopts an fd handed over with IFF_VNET_HDR${open === 'fd-pi' ? ' and packet info' : ''} and offloads through it`, async () => {
+      const site = await createSite(bed, open, 'auto', 1500, open);
+      try {
+        expect(site.device.offload).toEqual({ vnetHdr: true, tso: true, csum: true });
+        expect(site.device.txHeadroom).toBe(open === 'fd-pi' ? 14 : 10);
+        const MiB8 = 8 * MiB;
+        for (const [host, seed] of [
+          [HOST4, 41],
+          [HOST6, 42],
+        ] as const) {
+          const up = await run(site, 'upload', host, seed, MiB8);
+          const rec = await served(site, up.port);
+          expect(rec.received).toBe(patternHash(seed, MiB8));
+          const down = await run(site, 'download', host, seed + 10, MiB8);
+          expect(down.received).toBe(patternHash(seed + 10, MiB8));
+        }
+        expect(site.device.stats.rxGsoPackets).toBeGreaterThan(0);
+        expect(site.device.stats.txGsoPackets).toBeGreaterThan(0);
+      } finally {
+        await site.runtime.close();
+      }
+    }, 120_000);
   }
 });
