@@ -8,6 +8,7 @@ import { lookup } from 'node:dns/promises';
 import type { Logger } from './log.js';
 import type { Destination, Dialer } from './proxy/dialer.js';
 import { createDialer } from './proxy/index.js';
+import { setUpstreamSocketOptions, type UpstreamSocketOptions } from './proxy/socket-options.js';
 import { createUdpDialer, type UdpDialer } from './proxy/udp.js';
 import { type ProxyConfig, parseProxyUrl, redactProxyUrl } from './proxy/url.js';
 import { TcpRelay, type TcpRelayStats } from './relay/tcp-relay.js';
@@ -37,6 +38,8 @@ export interface Tun2SocksOptions {
   readonly dnsOverTcp?: 'auto' | 'always' | 'never';
   /** Stack options (MTU, TCP buffers, UDP idle timeout and flow bound, ...) and randomness. */
   readonly runtime?: RuntimeOptions;
+  /** SO_MARK / SO_BINDTODEVICE on every upstream socket (process-wide, see socket-options.ts). */
+  readonly upstream?: UpstreamSocketOptions;
 }
 
 /** Every counter of an engine, as plain JSON. */
@@ -83,6 +86,7 @@ export class Tun2Socks {
         ? undefined
         : (options.udpDialer ?? (options.dialer !== undefined ? undefined : createUdpDialer(this.config)));
     this.runtime = new StackRuntime(options.device, options.runtime);
+    if (options.upstream !== undefined) setUpstreamSocketOptions(options.upstream);
   }
 
   /** Resolves the loop guard, attaches the relays and starts reading the device. */

@@ -2,9 +2,11 @@
  * The shared dial harness: one deadline and one AbortSignal per dial, every socket opened during
  * the dial destroyed on failure, and exactly one settlement.
  */
+import { lookup } from 'node:dns/promises';
 import * as net from 'node:net';
 import { DEFAULT_DIAL_TIMEOUT_MS, type DialOptions } from './dialer.js';
 import { DialError, type DialErrorCode, socketErrorCode } from './errors.js';
+import { openTcpSocket, type UpstreamSocketOptions, upstreamSocketOptions } from './socket-options.js';
 
 function ignore(): void {}
 
@@ -94,7 +96,9 @@ export function runDial(
 
 /**
  * Opens a TCP connection to host:port under the dial's context. Connect errors map through
- * `mapError` (e.g. a refused proxy is EPROXY, a refused destination ECONNREFUSED).
+ * `mapError` (e.g. a refused proxy is EPROXY, a refused destination ECONNREFUSED). With upstream
+ * socket options set (setUpstreamSocketOptions: --fwmark, --interface) the socket carries them
+ * from before its SYN.
  */
 export function tcpConnect(
   ctx: DialContext,
@@ -103,8 +107,18 @@ export function tcpConnect(
   mapError: (err: unknown) => DialErrorCode,
   what: string,
 ): Promise<net.Socket> {
+  const options = upstreamSocketOptions();
+  if (options !== undefined) return optionedConnect(ctx, host, port, options, mapError, what);
+  return settleConnect(ctx.track(net.connect({ host, port })), mapError, what);
+}
+
+/** Resolves with `socket` once connected, or rejects with a DialError through `mapError`. */
+function settleConnect(
+  socket: net.Socket,
+  mapError: (err: unknown) => DialErrorCode,
+  what: string,
+): Promise<net.Socket> {
   return new Promise<net.Socket>((resolve, reject) => {
-    const socket = ctx.track(net.connect({ host, port }));
     const onError = (err: Error): void => {
       socket.off('connect', onConnect);
       reject(new DialError(mapError(err), `${what}: ${err.message}`, { cause: err }));
@@ -116,6 +130,39 @@ export function tcpConnect(
     socket.once('error', onError);
     socket.once('connect', onConnect);
   });
+}
+
+/**
+ * tcpConnect with SO_MARK / SO_BINDTODEVICE set before connect (see socket-options.ts): the
+ * socket's family must be known before it exists, so a name is resolved first (first address,
+ * in the resolver's order).
+ */
+async function optionedConnect(
+  ctx: DialContext,
+  host: string,
+  port: number,
+  options: UpstreamSocketOptions,
+  mapError: (err: unknown) => DialErrorCode,
+  what: string,
+): Promise<net.Socket> {
+  let address = host;
+  if (net.isIP(host) === 0) {
+    try {
+      address = (await lookup(host)).address;
+    } catch (err) {
+      throw new DialError(mapError(err), `${what}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+  if (ctx.settled) throw new DialError('EABORTED', `${what}: dial already settled`);
+  let socket: net.Socket;
+  try {
+    socket = ctx.track(openTcpSocket(net.isIPv6(address) ? 6 : 4, options));
+  } catch (err) {
+    throw new DialError(mapError(err), `${what}: ${(err as Error).message}`, { cause: err });
+  }
+  const connected = settleConnect(socket, mapError, what);
+  socket.connect({ host: address, port });
+  return connected;
 }
 
 /** Maps a destination connect error (direct dialer). */

@@ -18,6 +18,7 @@ import { proxyErrorCode, runDial, tcpConnect } from './dial.js';
 import type { Destination, DialOptions } from './dialer.js';
 import { formatDestination } from './dialer.js';
 import { DialError } from './errors.js';
+import { openUdpSocket, upstreamSocketOptions } from './socket-options.js';
 import { socksMessageCode } from './socks.js';
 import type { UdpAssociation, UdpDialer, UdpDropReason, UdpEndpoint } from './udp.js';
 import type { ProxyServerConfig } from './url.js';
@@ -215,10 +216,16 @@ async function relayEndpoint(remote: SocksRemoteHost, control: net.Socket): Prom
   return { address, port: remote.port };
 }
 
-/** Opens a UDP socket connected to the relay endpoint. */
+/** Opens a UDP socket connected to the relay endpoint (marked / bound per upstream socket options). */
 function connectUdp(relay: UdpEndpoint): Promise<dgram.Socket> {
   return new Promise((resolve, reject) => {
-    const socket = dgram.createSocket(relay.address.includes(':') ? 'udp6' : 'udp4');
+    const family = relay.address.includes(':') ? 6 : 4;
+    const options = upstreamSocketOptions();
+    // openUdpSocket throws (SocketOptionError) inside the executor: the promise rejects.
+    const socket =
+      options !== undefined
+        ? openUdpSocket(family, options)
+        : dgram.createSocket(family === 6 ? 'udp6' : 'udp4');
     const onError = (err: Error): void => {
       socket.close();
       reject(err);

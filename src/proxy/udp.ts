@@ -8,6 +8,7 @@ import * as dgram from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import * as net from 'node:net';
 import type { Destination, DialOptions } from './dialer.js';
+import { openUdpSocket, upstreamSocketOptions } from './socket-options.js';
 import { createSocks5UdpDialer } from './socks5-udp.js';
 import type { ProxyConfig } from './url.js';
 
@@ -64,6 +65,7 @@ class DirectUdpAssociation extends EventEmitter implements UdpAssociation {
   send(payload: Uint8Array, to: Destination): void {
     if (this.isClosed) return;
     const socket = this.socket(udpFamily(to.host));
+    if (socket === undefined) return;
     // Errors (no route, message too long) are per datagram; UDP has no one to tell.
     socket.send(payload, to.port, to.host, () => {});
   }
@@ -75,11 +77,24 @@ class DirectUdpAssociation extends EventEmitter implements UdpAssociation {
     this.emit('close', error);
   }
 
-  private socket(family: 4 | 6): dgram.Socket {
+  private socket(family: 4 | 6): dgram.Socket | undefined {
     const existing = this.sockets[family];
     if (existing !== undefined) return existing;
     // ipv6Only: a udp6 socket never sees IPv4-mapped peers, so replies keep their family.
-    const socket = dgram.createSocket({ type: family === 4 ? 'udp4' : 'udp6', ipv6Only: family === 6 });
+    // With --fwmark / --interface the socket carries them from before its first datagram.
+    const options = upstreamSocketOptions();
+    let socket: dgram.Socket;
+    try {
+      socket =
+        options !== undefined
+          ? openUdpSocket(family, options)
+          : dgram.createSocket({ type: family === 4 ? 'udp4' : 'udp6', ipv6Only: family === 6 });
+    } catch (err) {
+      // The kernel refused an option (EPERM, ENODEV): a socket without it could loop or leak,
+      // so the association ends instead (after this send returns, so 'close' is asynchronous).
+      queueMicrotask(() => this.close(err as Error));
+      return undefined;
+    }
     this.sockets[family] = socket;
     socket.on('message', (msg: Buffer, rinfo: dgram.RemoteInfo) => {
       if (!this.isClosed) this.emit('message', msg, { address: rinfo.address, port: rinfo.port });

@@ -162,3 +162,38 @@ export function libc(): Libc {
   };
   return bound;
 }
+
+// --- Socket options for upstream sockets (SO_MARK, SO_BINDTODEVICE), used by src/proxy. ---
+
+/** `socket(2)` domain: IPv6. */
+export const AF_INET6 = 10;
+/** `socket(2)` type: a TCP stream. */
+export const SOCK_STREAM = 1;
+/** `socket(2)` type flag: non-blocking (same bit as O_NONBLOCK). */
+export const SOCK_NONBLOCK = O_NONBLOCK;
+/** `setsockopt(2)` level of the generic socket options. */
+export const SOL_SOCKET = 1;
+/** `setsockopt(2)`: bind the socket to an interface by name (socket(7)). */
+export const SO_BINDTODEVICE = 25;
+/** `setsockopt(2)`: the fwmark of every packet the socket sends (socket(7), needs CAP_NET_ADMIN). */
+export const SO_MARK = 36;
+/** `setsockopt(2)` level of the IPv6 options. */
+export const IPPROTO_IPV6 = 41;
+/** `setsockopt(2)`: an AF_INET6 socket that carries IPv6 only (ipv6(7)). */
+export const IPV6_V6ONLY = 26;
+
+/** `setsockopt(fd, level, name, value, value.length)`; returns 0 or -1 (errno via libc().errno()). */
+export type SetSockOpt = (fd: number, level: number, name: number, value: Uint8Array) => number;
+
+let boundSetsockopt: SetSockOpt | undefined;
+
+/** The bound `setsockopt(2)` (binds libc on first call; throws off Linux). */
+export function setsockopt(): SetSockOpt {
+  if (boundSetsockopt !== undefined) return boundSetsockopt;
+  libc();
+  const fn = loadLibc().func(
+    'int setsockopt(int fd, int level, int name, const void *value, unsigned int length)',
+  );
+  boundSetsockopt = (fd, level, name, value) => fn(fd, level, name, value, value.length) as number;
+  return boundSetsockopt;
+}
