@@ -20,7 +20,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
-import { cpus, release } from 'node:os';
+import { cpus, loadavg, release } from 'node:os';
 import { resolve } from 'node:path';
 import { canRunIntegration, Testbed } from '../test/testbed/index.js';
 import { type BenchPath, client, DANTED_URL, failures, idleConnections, iperf } from './relay/measure.js';
@@ -287,6 +287,7 @@ async function relay(args: Args, rows: Row[], configs: TunConfig[]): Promise<Rec
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const t0 = performance.now();
+  const loadAtStart = loadavg();
   const rows: Row[] = [];
   const json: Record<string, unknown> = {
     date: new Date().toISOString(),
@@ -318,6 +319,12 @@ async function main(): Promise<void> {
   json.rows = results;
   json.failures = failures;
   json.durationS = (performance.now() - t0) / 1000;
+  // Other work on the machine skews every figure; the load averages say how busy it was.
+  json.loadavg = { start: loadAtStart, end: loadavg() };
+  if (Math.max(...loadAtStart, ...loadavg()) > cpus().length)
+    process.stdout.write(
+      `\nnote: load average above ${cpus().length} CPUs during the run; figures are noisy\n`,
+    );
   if (results.length > 0) process.stdout.write(`\n${renderTable(results)}\n`);
   if (failures.length > 0)
     process.stdout.write(`\nfailed runs (NaN, left out of medians):\n  ${failures.join('\n  ')}\n`);
