@@ -145,6 +145,10 @@ class Samples {
     list.push(x);
     this.map.set(key, list);
   }
+  /** Every sample by key, in run order (for the JSON). */
+  all(): Record<string, number[]> {
+    return Object.fromEntries(this.map);
+  }
   median(key: string): number | undefined {
     const list = this.map.get(key);
     return list === undefined ? undefined : median(list);
@@ -243,6 +247,7 @@ async function relay(args: Args, rows: Row[], configs: TunConfig[]): Promise<Rec
         target: { kind: 'vs-socks', min: 0.85 },
       });
     }
+    extra.samples = s.all();
     for (const tun of tuns)
       rows.push({
         metric: `peak RSS (VmHWM) of tun2socks, ${tun.config.label}`,
