@@ -5,14 +5,15 @@
  * Give it a proxy URL, or plug in your own dialers.
  */
 import { lookup } from 'node:dns/promises';
+import { createDnsServer, type DnsOptions, type DnsServer, type DnsStats } from './dns/index.js';
 import type { Logger } from './log.js';
 import type { Destination, Dialer } from './proxy/dialer.js';
 import { createDialer } from './proxy/index.js';
 import { setUpstreamSocketOptions, type UpstreamSocketOptions } from './proxy/socket-options.js';
 import { createUdpDialer, type UdpDialer } from './proxy/udp.js';
 import { type ProxyConfig, parseProxyUrl, redactProxyUrl } from './proxy/url.js';
-import { TcpRelay, type TcpRelayStats } from './relay/tcp-relay.js';
-import { UdpRelay, type UdpRelayStats } from './relay/udp-relay.js';
+import { TcpRelay, type TcpRelayOptions, type TcpRelayStats } from './relay/tcp-relay.js';
+import { UdpRelay, type UdpRelayOptions, type UdpRelayStats } from './relay/udp-relay.js';
 import { type RuntimeOptions, StackRuntime } from './runtime.js';
 import type { Device } from './tun/device.js';
 
@@ -36,6 +37,15 @@ export interface Tun2SocksOptions {
   readonly tcpHalfClosedTimeoutMs?: number;
   /** DNS over TCP through the proxy: 'auto' (default: when the proxy has no UDP), 'always', 'never'. */
   readonly dnsOverTcp?: 'auto' | 'always' | 'never';
+  /**
+   * DNS handling (src/dns): 'fake-ip' answers A/AAAA sent to the stack's DNS addresses with fake
+   * addresses and relays connections to them by name; 'remote' forwards every query through the
+   * proxy; 'direct' (the default when absent) leaves DNS alone. `hijack` serves port 53 of every
+   * address. Defaults: addresses ['198.18.0.2', 'fdfe:dcba:9876::2'], fakeRanges
+   * ['198.19.0.0/16', 'fdfe:dcba:9877::/64'], upstream 1.1.1.1:53 (through the proxy),
+   * ttlSeconds 60, maxNames 65536 per family.
+   */
+  readonly dns?: DnsOptions;
   /** Stack options (MTU, TCP buffers, UDP idle timeout and flow bound, ...) and randomness. */
   readonly runtime?: RuntimeOptions;
   /** SO_MARK / SO_BINDTODEVICE on every upstream socket (process-wide, see socket-options.ts). */
@@ -48,6 +58,8 @@ export interface Tun2SocksStats {
   readonly udp: UdpRelayStats;
   readonly stack: Record<string, number | Record<string, number>>;
   readonly device: Readonly<Record<string, number>>;
+  /** DNS counters; absent when DNS is 'direct'. */
+  readonly dns?: DnsStats;
 }
 
 /** The proxy's endpoints to refuse through the TUN: its address (resolved if a name) and port. */
@@ -74,6 +86,8 @@ export class Tun2Socks {
   private readonly udpDialer: UdpDialer | undefined;
   private tcpRelay: TcpRelay | undefined;
   private udpRelay: UdpRelay | undefined;
+  /** The stack's DNS server (undefined with DNS 'direct'). */
+  readonly dns: DnsServer | undefined;
   private closing: Promise<void> | undefined;
 
   constructor(private readonly options: Tun2SocksOptions) {
@@ -85,15 +99,54 @@ export class Tun2Socks {
       options.udpDialer === null
         ? undefined
         : (options.udpDialer ?? (options.dialer !== undefined ? undefined : createUdpDialer(this.config)));
+    this.dns =
+      options.dns === undefined
+        ? undefined
+        : createDnsServer(options.dns, {
+            dialer: this.dialer,
+            udpDialer: this.udpDialer,
+            ...(options.dnsOverTcp !== undefined ? { dnsOverTcp: options.dnsOverTcp } : {}),
+            ...(options.dialTimeoutMs !== undefined ? { dialTimeoutMs: options.dialTimeoutMs } : {}),
+            ...(options.log !== undefined ? { log: options.log } : {}),
+          });
     this.runtime = new StackRuntime(options.device, options.runtime);
     if (options.upstream !== undefined) setUpstreamSocketOptions(options.upstream);
+  }
+
+  /** The relays' DNS hooks: local service for the DNS addresses, fake address → name. */
+  private dnsHooks(): {
+    tcp: Pick<TcpRelayOptions, 'localService' | 'resolveDestination'>;
+    udp: Pick<UdpRelayOptions, 'localService' | 'resolveDestination'>;
+  } {
+    const dns = this.dns;
+    if (dns === undefined) return { tcp: {}, udp: {} };
+    const resolveDestination = (dst: Destination): Destination | undefined => dns.resolveDestination(dst);
+    return {
+      tcp: {
+        resolveDestination,
+        localService: (dst) => (dns.serves(dst) ? (socket) => dns.serveStream(socket) : undefined),
+      },
+      udp: {
+        resolveDestination,
+        localService: (dst) =>
+          dns.serves(dst)
+            ? (payload, reply) => {
+                void dns.handle(payload).then((answer) => {
+                  if (answer !== undefined) reply(answer);
+                });
+              }
+            : undefined,
+      },
+    };
   }
 
   /** Resolves the loop guard, attaches the relays and starts reading the device. */
   async start(): Promise<void> {
     const o = this.options;
     const loopGuard = await proxyEndpoints(this.config, o.log);
+    const hooks = this.dnsHooks();
     this.tcpRelay = new TcpRelay({
+      ...hooks.tcp,
       dialer: this.dialer,
       loopGuard,
       ...(o.log !== undefined ? { log: o.log } : {}),
@@ -102,6 +155,7 @@ export class Tun2Socks {
       ...(o.tcpHalfClosedTimeoutMs !== undefined ? { halfClosedTimeoutMs: o.tcpHalfClosedTimeoutMs } : {}),
     });
     this.udpRelay = new UdpRelay({
+      ...hooks.udp,
       udpDialer: this.udpDialer,
       dialer: this.dialer,
       loopGuard,
@@ -132,6 +186,7 @@ export class Tun2Socks {
       },
       stack: this.runtime.stack.stats.snapshot(),
       device: { ...this.options.device.stats } as Record<string, number>,
+      ...(this.dns !== undefined ? { dns: this.dns.stats } : {}),
     };
   }
 
@@ -144,6 +199,7 @@ export class Tun2Socks {
       this.runtime.onTcpRequest(undefined);
       this.tcpRelay?.close();
       this.udpRelay?.close();
+      this.dns?.close();
       await this.runtime.close();
     })();
     return this.closing;

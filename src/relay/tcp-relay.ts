@@ -47,6 +47,18 @@ export interface TcpRelayOptions {
   readonly halfClosedTimeoutMs?: number;
   /** Endpoints never relayed (the proxy's own address:port): refused with RST and one warn line. */
   readonly loopGuard?: readonly Destination[];
+  /**
+   * Maps the destination a client asked for to the one dialed (fake-IP: a fake address becomes
+   * its name, so the proxy resolves it). Undefined refuses the connection with RST, counted in
+   * `failed` as 'fake-unmapped'. Default: dial what the client asked for.
+   */
+  readonly resolveDestination?: (dst: Destination) => Destination | undefined;
+  /**
+   * A service of the stack itself for `dst` (DNS over TCP to the stack's DNS address): when it
+   * returns a handler, the connection is accepted at once, not dialed, and handed to it. The
+   * relay destroys such sockets on close(); they are not in the relay's counters.
+   */
+  readonly localService?: (dst: Destination) => ((socket: TcpSocket) => void) | undefined;
 }
 
 /** Counters of a TcpRelay. */
@@ -110,6 +122,8 @@ export class TcpRelay {
   /** Aborts every dial in flight on close(). */
   private readonly shutdown = new AbortController();
   private readonly conns = new Set<Relayed>();
+  /** Sockets handed to local services. */
+  private readonly local = new Set<TcpSocket>();
   private readonly failed: Record<string, number> = {};
   private total = 0;
   private closedBytesUp = 0;
@@ -117,7 +131,7 @@ export class TcpRelay {
   private sweeper: NodeJS.Timeout | undefined;
   private closed = false;
 
-  constructor(options: TcpRelayOptions) {
+  constructor(private readonly options: TcpRelayOptions) {
     this.dialer = options.dialer;
     this.log = options.log;
     this.dialTimeoutMs = options.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS;
@@ -163,21 +177,38 @@ export class TcpRelay {
       this.teardown(c, 'relay-closed');
       this.finish(c);
     }
+    for (const socket of [...this.local]) socket.destroy();
     this.stopSweep();
   }
 
   private onRequest(request: TcpRequest): void {
-    const dst: Destination = { host: request.localAddress, port: request.localPort };
+    const asked: Destination = { host: request.localAddress, port: request.localPort };
     const client = formatDestination({ host: request.remoteAddress, port: request.remotePort });
     if (this.closed) {
       request.reject('rst');
       return;
     }
-    if (this.guard.matches(dst)) {
+    if (this.guard.matches(asked)) {
       this.count('loop');
-      this.log?.warn(`routing loop: ${formatDestination(dst)} is the proxy itself; refused`, {
+      this.log?.warn(`routing loop: ${formatDestination(asked)} is the proxy itself; refused`, {
         client,
-        dst: formatDestination(dst),
+        dst: formatDestination(asked),
+      });
+      refuse(request, 'rst');
+      return;
+    }
+    const service = this.options.localService?.(asked);
+    if (service !== undefined) {
+      this.serveLocally(request, service);
+      return;
+    }
+    const dst =
+      this.options.resolveDestination === undefined ? asked : this.options.resolveDestination(asked);
+    if (dst === undefined) {
+      this.count('fake-unmapped');
+      this.log?.debug('tcp to a fake address with no name: refused', {
+        client,
+        dst: formatDestination(asked),
       });
       refuse(request, 'rst');
       return;
@@ -200,6 +231,14 @@ export class TcpRelay {
         // A bug of ours: never let it end the process.
         this.log?.error(`tcp relay: ${String(err)}`, { client, dst: formatDestination(dst) });
       });
+  }
+
+  /** Accepts a connection for a service of the stack itself. */
+  private serveLocally(request: TcpRequest, service: (socket: TcpSocket) => void): void {
+    const socket = request.accept();
+    this.local.add(socket);
+    socket.on('close', () => this.local.delete(socket));
+    service(socket);
   }
 
   private onDialFailed(

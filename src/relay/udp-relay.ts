@@ -40,6 +40,15 @@ export interface RelayUdpFlow {
   on(event: 'close', listener: (reason?: string) => void): unknown;
 }
 
+/**
+ * A service of the stack itself for UDP (the DNS server): gets each datagram sent to its
+ * destination and may answer through `reply`, which sends from that destination to the client.
+ */
+export type UdpLocalService = (payload: Buffer, reply: (answer: Uint8Array) => void) => void;
+
+/** Destinations the flow sent to by name, kept per flow to present replies as from the fake address. */
+const NAMED_PORTS_MAX = 256;
+
 /** What attach() needs from the runtime: StackRuntime.onUdpFlow. */
 export interface UdpFlowSource {
   onUdpFlow(handler: ((flow: RelayUdpFlow) => void) | undefined): void;
@@ -66,12 +75,23 @@ export interface UdpRelayOptions {
   readonly queueDatagrams?: number;
   /** Per-flow queued payload bytes; default DEFAULT_UDP_QUEUE_BYTES. */
   readonly queueBytes?: number;
+  /**
+   * Maps each datagram's destination to the one sent to (fake-IP: a fake address becomes its
+   * name, resolved at the proxy). Undefined drops the datagram ('fake-unmapped') with an ICMP
+   * port unreachable. Replies from the resolved remote whose port matches a named destination's
+   * are presented to the client as from the fake address (unless the client also sent to that
+   * remote address directly). Default: send where the client sent.
+   */
+  readonly resolveDestination?: (dst: Destination) => Destination | undefined;
+  /** A service of the stack itself for a destination (the DNS server): its datagrams go there, not upstream. */
+  readonly localService?: (dst: Destination) => UdpLocalService | undefined;
 }
 
 /**
  * Counters of a UdpRelay. `dropped` reasons: 'loop', 'no-udp', 'queue-full', 'associate-failed',
  * 'reply-rejected' (the flow refused a reply: closed, wrong family), 'dns-dial-failed',
- * 'dns-timeout', 'dns-busy', 'dns-malformed', 'dns-closed', and the associations' own
+ * 'dns-timeout', 'dns-busy', 'dns-malformed', 'dns-closed', 'fake-unmapped' (a fake address
+ * with no name, see resolveDestination), and the associations' own
  * ('socks5-udp-fragment', 'socks5-udp-malformed').
  */
 export interface UdpRelayStats {
@@ -97,7 +117,10 @@ export interface UdpRelayStats {
 
 interface Queued {
   readonly payload: Buffer;
+  /** Where the client sent it. */
   readonly dst: UdpEndpoint;
+  /** Where it goes (a name for a fake address). */
+  readonly to: Destination;
 }
 
 /** The relay's state for one client flow. */
@@ -109,6 +132,10 @@ interface FlowState {
   queuedBytes: number;
   dns: DnsOverTcp | undefined;
   closed: boolean;
+  /** Port → fake address the flow sent to by name (replies from that port are shown from it). */
+  named: Map<number, string> | undefined;
+  /** Remote endpoints the flow sent to by address, when it also sends by name. */
+  direct: Set<string> | undefined;
   /** Per-flow counters for the debug close line. */
   readonly openedAt: number;
   up: number;
@@ -193,6 +220,8 @@ export class UdpRelay {
       queuedBytes: 0,
       dns: undefined,
       closed: false,
+      named: undefined,
+      direct: undefined,
       openedAt: performance.now(),
       up: 0,
       down: 0,
@@ -217,8 +246,59 @@ export class UdpRelay {
       this.warnLimited(`loop|${dst.address}|${dst.port}`, 'UDP to the proxy itself dropped', dst);
       return;
     }
+    const service = this.options.localService?.({ host: dst.address, port: dst.port });
+    if (service !== undefined) {
+      service(payload, (answer) => this.deliver(state, answer, dst));
+      return;
+    }
+    const to = this.destinationOf(state, dst);
+    if (to === undefined) {
+      this.drop('fake-unmapped');
+      state.flow.unreachable(dst);
+      return;
+    }
+    this.forward(state, payload, dst, to);
+  }
+
+  /** Where a datagram to `dst` goes: resolveDestination's answer, remembering named ones for replies. */
+  private destinationOf(state: FlowState, dst: UdpEndpoint): Destination | undefined {
+    const asked: Destination = { host: dst.address, port: dst.port };
+    const resolve = this.options.resolveDestination;
+    if (resolve === undefined) return asked;
+    const to = resolve(asked);
+    if (to === undefined) return undefined;
+    if (to.host !== asked.host) {
+      state.named ??= new Map();
+      if (state.named.size >= NAMED_PORTS_MAX && !state.named.has(dst.port)) state.named.clear();
+      state.named.set(dst.port, dst.address);
+    } else if (state.named !== undefined) {
+      state.direct ??= new Set();
+      if (state.direct.size >= NAMED_PORTS_MAX) state.direct.clear();
+      state.direct.add(endpointKey(dst.address, dst.port));
+    }
+    return to;
+  }
+
+  /** A reply's source as the client expects it: the fake address it sent to, for a named destination. */
+  private replySource(state: FlowState, from: UdpEndpoint): UdpEndpoint {
+    const fake = state.named?.get(from.port);
+    if (fake === undefined || state.direct?.has(endpointKey(from.address, from.port)) === true) return from;
+    return { address: fake, port: from.port };
+  }
+
+  /** Sends a datagram to the client from `from`, counting it. */
+  private deliver(state: FlowState, payload: Uint8Array, from: UdpEndpoint): void {
+    if (state.closed) return;
+    if (state.flow.send(payload, from)) {
+      this.stats.datagramsDown++;
+      this.stats.bytesDown += payload.length;
+      state.down += payload.length;
+    } else this.drop('reply-rejected');
+  }
+
+  private forward(state: FlowState, payload: Buffer, dst: UdpEndpoint, to: Destination): void {
     if (dst.port === DNS_PORT && this.dnsOverTcpFor()) {
-      this.dnsQuery(state, payload, dst);
+      this.dnsQuery(state, payload, dst, to);
       return;
     }
     if (this.udpUnavailable) {
@@ -228,14 +308,14 @@ export class UdpRelay {
     }
     const association = state.association;
     if (association !== undefined && !association.closed) {
-      association.send(payload, { host: dst.address, port: dst.port });
+      association.send(payload, to);
       return;
     }
     if (state.queue.length >= this.queueDatagrams || state.queuedBytes + payload.length > this.queueBytes) {
       this.drop('queue-full');
       return;
     }
-    state.queue.push({ payload, dst });
+    state.queue.push({ payload, dst, to });
     state.queuedBytes += payload.length;
     if (!state.associating) this.associate(state);
   }
@@ -261,11 +341,7 @@ export class UdpRelay {
         state.association = association;
         association.on('message', (payload: Buffer, from: UdpEndpoint) => {
           if (state.association !== association) return;
-          if (state.flow.send(payload, from)) {
-            this.stats.datagramsDown++;
-            this.stats.bytesDown += payload.length;
-            state.down += payload.length;
-          } else this.drop('reply-rejected');
+          this.deliver(state, payload, this.replySource(state, from));
         });
         association.on('drop', (reason: UdpDropReason) => this.drop(reason));
         association.on('close', (err?: Error) => {
@@ -275,8 +351,7 @@ export class UdpRelay {
             this.options.log?.debug('UDP association ended', { client: clientOf(state), error: err.message });
           }
         });
-        for (const q of this.takeQueue(state))
-          association.send(q.payload, { host: q.dst.address, port: q.dst.port });
+        for (const q of this.takeQueue(state)) association.send(q.payload, q.to);
       },
       (err: unknown) => {
         state.associating = false;
@@ -289,7 +364,7 @@ export class UdpRelay {
             });
           }
           this.noUdp = true;
-          for (const q of queued) this.route(state, q.payload, q.dst);
+          for (const q of queued) this.forward(state, q.payload, q.dst, q.to);
           return;
         }
         const message = err instanceof Error ? err.message : String(err);
@@ -302,18 +377,11 @@ export class UdpRelay {
     );
   }
 
-  private dnsQuery(state: FlowState, payload: Buffer, dst: UdpEndpoint): void {
+  private dnsQuery(state: FlowState, payload: Buffer, dst: UdpEndpoint, to: Destination): void {
     state.dns ??= new DnsOverTcp({ dialer: this.options.dialer, dialTimeoutMs: this.dialTimeoutMs });
     this.stats.dnsOverTcp++;
-    state.dns.query({ host: dst.address, port: dst.port }, payload).then(
-      (answer) => {
-        if (state.closed) return;
-        if (state.flow.send(answer, dst)) {
-          this.stats.datagramsDown++;
-          this.stats.bytesDown += answer.length;
-          state.down += answer.length;
-        } else this.drop('reply-rejected');
-      },
+    state.dns.query(to, payload).then(
+      (answer) => this.deliver(state, answer, dst),
       (err: unknown) => {
         if (state.closed) return;
         if (err instanceof DialError) {
