@@ -22,8 +22,9 @@ import { IPERF_PORT } from './protocol.js';
 
 /** The compiled command under test. */
 export const CLI = resolve(import.meta.dirname, '../../src/cli.js');
-/** The compiled client and server programs. */
+/** The compiled client program (client.ts). */
 export const CLIENT_JS = resolve(import.meta.dirname, 'client.js');
+/** The compiled server program (servers.ts). */
 export const SERVERS_JS = resolve(import.meta.dirname, 'servers.js');
 
 /** The proxy namespace's address on the client side, where the proxies listen. */
