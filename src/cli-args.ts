@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { LOG_LEVELS, type LogLevel } from './log.js';
 import { type ProxyConfig, parseProxyUrl } from './proxy/url.js';
+import { parseRouteFlags, ROUTE_HELP, ROUTE_OPTIONS, type RouteCliFlags } from './route/flags.js';
 
 /** A bad flag or value: the CLI prints the message alone and exits with code 2. */
 export class UsageError extends Error {
@@ -18,8 +19,8 @@ export class UsageError extends Error {
 /** How DNS is carried when the proxy has no UDP: see UdpRelayOptions.dnsOverTcp. */
 export type DnsOverTcpMode = 'auto' | 'always' | 'never';
 
-/** The parsed command line (and config file). */
-export interface CliOptions {
+/** The parsed command line (and config file); the issue-6 fields (autoRoute, upstreamSocket, dns) come from route/flags.ts. */
+export interface CliOptions extends RouteCliFlags {
   readonly device: string | undefined;
   readonly proxy: ProxyConfig;
   readonly mtu: number | undefined;
@@ -80,6 +81,8 @@ Options:
                          grants it (default: auto)
   --multi-queue N        open N queues of a multi-queue TUN, each served by a worker thread with its
                          own stack; the kernel spreads flows over them (default: 1)
+${ROUTE_HELP.trim()}
+
   --config FILE          read options from a YAML file with the same keys (flags win)
   --version              print the version and exit
   --help                 print this help and exit
@@ -104,6 +107,7 @@ const OPTIONS = {
   'stats-interval': { type: 'string' },
   offload: { type: 'string' },
   'multi-queue': { type: 'string' },
+  ...ROUTE_OPTIONS,
   config: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'v' },
@@ -149,11 +153,11 @@ function oneOf<T extends string>(name: string, value: string, allowed: readonly 
   return value as T;
 }
 
-/** Reads a YAML config file into flag values (strings), with one-line errors. */
+/** Reads a YAML config file into flag values (strings; lists for repeatable flags), with one-line errors. */
 export function readConfigFile(
   path: string,
   read: (path: string) => string = (p) => readFileSync(p, 'utf8'),
-): Record<string, string> {
+): Record<string, string | string[]> {
   let text: string;
   try {
     text = read(path);
@@ -172,14 +176,26 @@ export function readConfigFile(
   if (typeof doc !== 'object' || Array.isArray(doc)) {
     throw new UsageError(`--config ${path}: expected a mapping of option names to values`);
   }
-  const out: Record<string, string> = {};
+  const out: Record<string, string | string[]> = {};
   for (const [rawKey, value] of Object.entries(doc as Record<string, unknown>)) {
     const key = rawKey.replaceAll('_', '-');
     if (!CONFIG_KEYS.includes(key)) {
       throw new UsageError(`--config ${path}: unknown key "${rawKey}" (keys are the flag names, see --help)`);
     }
+    const spec = OPTIONS[key as keyof typeof OPTIONS] as { type: string; multiple?: boolean };
     if (typeof value === 'boolean' && key === 'icmp-echo') out[key] = value ? 'on' : 'off';
-    else if (typeof value === 'string' || typeof value === 'number') out[key] = String(value);
+    else if (spec.type === 'boolean') {
+      if (typeof value !== 'boolean')
+        throw new UsageError(`--config ${path}: "${rawKey}" must be true or false`);
+      out[key] = String(value);
+    } else if (spec.multiple === true && Array.isArray(value)) {
+      if (!value.every((v) => typeof v === 'string' || typeof v === 'number')) {
+        throw new UsageError(`--config ${path}: "${rawKey}" must be a list of strings`);
+      }
+      out[key] = value.map(String);
+    } else if (spec.multiple === true && (typeof value === 'string' || typeof value === 'number')) {
+      out[key] = [String(value)];
+    } else if (typeof value === 'string' || typeof value === 'number') out[key] = String(value);
     else throw new UsageError(`--config ${path}: "${rawKey}" must be a string or a number`);
   }
   return out;
@@ -195,14 +211,24 @@ export function parseCliArgs(argv: readonly string[], read?: (path: string) => s
   } catch (err) {
     throw new UsageError(`${(err as Error).message.split('\n')[0]} (see --help)`);
   }
-  const flags = parsed.values as Record<string, string | boolean | undefined>;
+  const flags = parsed.values as Record<string, string | string[] | boolean | undefined>;
   const help = flags.help === true;
   const version = flags.version === true;
   const fromFile =
     typeof flags.config === 'string' && !help && !version ? readConfigFile(flags.config, read) : {};
   const get = (key: string): string | undefined => {
     const v = flags[key];
-    return typeof v === 'string' ? v : fromFile[key];
+    const f = fromFile[key];
+    return typeof v === 'string' ? v : typeof f === 'string' ? f : undefined;
+  };
+  const getAll = (key: string): string[] | undefined => {
+    const v = flags[key];
+    const f = fromFile[key];
+    return Array.isArray(v) ? v : Array.isArray(f) ? f : undefined;
+  };
+  const getBool = (key: string): boolean => {
+    const v = flags[key];
+    return typeof v === 'boolean' ? v : fromFile[key] === 'true';
   };
 
   const loglevel = oneOf('loglevel', get('loglevel') ?? CLI_DEFAULTS.loglevel, LOG_LEVELS);
@@ -246,11 +272,15 @@ export function parseCliArgs(argv: readonly string[], read?: (path: string) => s
     statsIntervalMs: duration('stats-interval', 0, 0),
     offload: oneOf('offload', get('offload') ?? 'auto', ['auto', 'off'] as const),
     multiQueue: integerFlag('multi-queue', get('multi-queue'), 1, 64) ?? 1,
+    ...parseRouteFlags({ one: get, all: getAll, on: getBool }, (m) => new UsageError(m)),
     help,
     version,
   };
   if (!help && !version && options.device === undefined) {
     throw new UsageError('--device is required (for example --device tun0; see --help)');
+  }
+  if (options.autoRoute !== undefined && options.device?.startsWith('fd://')) {
+    throw new UsageError('--auto-route needs a device name, not fd://');
   }
   if (options.multiQueue > 1) {
     if (options.pcap !== undefined) throw new UsageError('--pcap cannot be combined with --multi-queue');

@@ -47,6 +47,27 @@ export function engineOptions(opts: CliOptions, device: Device, log: Logger): Tu
     dialTimeoutMs: opts.dialTimeoutMs,
     tcpIdleTimeoutMs: opts.tcpIdleTimeoutMs,
     dnsOverTcp: opts.dnsOverTcp,
+    ...(opts.dns.mode !== 'direct'
+      ? {
+          dns: {
+            mode: opts.dns.mode,
+            hijack: opts.dns.hijack,
+            addresses: opts.dns.addresses,
+            fakeRanges: opts.dns.fakeRanges,
+            ...(opts.dns.upstream !== undefined ? { upstream: opts.dns.upstream } : {}),
+          },
+        }
+      : {}),
+    ...(opts.upstreamSocket.fwmark !== 0 || opts.upstreamSocket.bindInterface !== undefined
+      ? {
+          upstream: {
+            fwmark: opts.upstreamSocket.fwmark,
+            ...(opts.upstreamSocket.bindInterface !== undefined
+              ? { bindInterface: opts.upstreamSocket.bindInterface }
+              : {}),
+          },
+        }
+      : {}),
     runtime: {
       options: {
         icmpEcho: opts.icmpEcho,

@@ -10,6 +10,8 @@ import { type CliOptions, HELP, parseCliArgs, UsageError } from './cli-args.js';
 import { engineOptions, openDevice, sumCounters } from './cli-engine.js';
 import { Logger } from './log.js';
 import type { FromQueueWorker, QueueWorkerData, ToQueueWorker } from './queue-worker.js';
+import { prepareRoute, undoOnExit } from './route/cli-route.js';
+import { RouteError } from './route/plan.js';
 import { TunError } from './tun/errors.js';
 import { Tun2Socks } from './tun2socks.js';
 
@@ -24,17 +26,42 @@ function version(): string {
 }
 
 async function main(argv: readonly string[]): Promise<void> {
-  const opts = parseCliArgs(argv);
-  if (opts.help) {
+  const parsed = parseCliArgs(argv);
+  if (parsed.help) {
     process.stdout.write(HELP);
     return;
   }
-  if (opts.version) {
+  if (parsed.version) {
     process.stdout.write(`tun2socks ${version()}\n`);
     return;
   }
-  const log = new Logger(opts.loglevel);
+  const log = new Logger(parsed.loglevel);
+  // Signals during start-up are held and acted on once everything is up, so a stop right after
+  // start still undoes the routes (the default action would kill the process half-way).
+  let held: string | undefined;
+  let onSignal = (signal: string): void => {
+    held ??= signal;
+  };
+  process.on('SIGINT', () => onSignal('SIGINT'));
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  // --auto-route: leftovers of an earlier run removed, conflicts refused and the plan made before
+  // the device opens; the routes go in once the engine reads it.
+  const { opts, route } = await prepareRoute(parsed, log);
   const node = opts.multiQueue > 1 ? await startQueues(opts, log) : await startSingle(opts, log);
+  if (route !== undefined) {
+    try {
+      route.up();
+    } catch (err) {
+      await node.close();
+      throw err;
+    }
+    undoOnExit(route, log);
+    log.info('auto-route set up', {
+      table: opts.autoRoute?.table,
+      families: route.plan.families.join('+'),
+      lan: route.plan.lan.map((c) => `${c.network}/${c.prefixLength}`).join(' ') || 'none',
+    });
+  }
   log.info('tun2socks started', {
     device: node.name,
     mtu: node.mtu,
@@ -55,6 +82,8 @@ async function main(argv: readonly string[]): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info('stopping', { signal });
+    // Routes and rules first, so traffic leaves directly rather than into a closing device.
+    route?.down();
     const force = setTimeout(() => {
       log.warn(`stop took over ${STOP_DEADLINE_MS} ms; exiting anyway`);
       process.exit(0);
@@ -71,8 +100,8 @@ async function main(argv: readonly string[]): Promise<void> {
       },
     );
   };
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGTERM', () => stop('SIGTERM'));
+  onSignal = stop;
+  if (held !== undefined) stop(held);
 }
 
 /** What main() drives: one engine in this thread, or one per queue in worker threads. */
@@ -182,7 +211,7 @@ main(process.argv.slice(2)).catch((err: unknown) => {
     process.stderr.write(`tun2socks: ${err.message}\n`);
     process.exit(2);
   }
-  if (err instanceof TunError || err instanceof WorkerFailure) {
+  if (err instanceof TunError || err instanceof WorkerFailure || err instanceof RouteError) {
     process.stderr.write(`tun2socks: ${err.message}\n`);
     process.exit(1);
   }
