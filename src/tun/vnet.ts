@@ -11,6 +11,10 @@
  * little-endian, so the fields are read and written little-endian and TUNSETVNETLE is not needed.
  */
 import type { TxMeta } from '../stack/transport.js';
+import { checksum, pseudoHeaderSum } from '../stack/wire/checksum.js';
+import { IpProtocol } from '../stack/wire/ip-protocol.js';
+import { Ipv4Packet } from '../stack/wire/ipv4.js';
+import { Ipv6Packet } from '../stack/wire/ipv6.js';
 
 /** sizeof(struct virtio_net_hdr): the header size we ask for with TUNSETVNETHDRSZ. */
 export const VIRTIO_NET_HDR_LENGTH = 10;
@@ -180,4 +184,42 @@ export function emitTxHeader(meta: TxMeta | undefined, buf: Uint8Array, offset: 
   setU16le(buf, offset + 4, meta.gsoType === VnetGso.NONE ? 0 : meta.gsoSize);
   setU16le(buf, offset + 6, meta.needsCsum ? meta.csumStart : 0);
   setU16le(buf, offset + 8, meta.needsCsum ? meta.csumOffset : 0);
+}
+
+/**
+ * Recomputes the TCP or UDP checksum of `packet` from scratch (RFC 9293 §3.1, RFC 768), in place:
+ * what a device does for a packet the kernel handed over NEEDS_CSUM (its field holds only the
+ * pseudo-header sum) or DATA_VALID, so that it can be verified like any other, e.g. after a fault
+ * injector may have corrupted it. IPv4 fragments, IPv6 packets with extension headers and other
+ * protocols are left alone; so is anything that fails its IP header check.
+ */
+export function fillTransportChecksum(packet: Uint8Array): void {
+  let src: Uint8Array;
+  let dst: Uint8Array;
+  let protocol: number;
+  let body: Uint8Array;
+  if (packet.length > 0 && packet[0]! >> 4 === 4) {
+    const ip = new Ipv4Packet(packet);
+    if (ip.check() !== undefined || ip.isFragment) return;
+    src = ip.src;
+    dst = ip.dst;
+    protocol = ip.protocol;
+    body = ip.payload;
+  } else {
+    const ip = new Ipv6Packet(packet);
+    if (ip.check() !== undefined) return;
+    src = ip.src;
+    dst = ip.dst;
+    protocol = ip.nextHeader;
+    body = ip.payload;
+  }
+  const at = protocol === IpProtocol.TCP ? 16 : protocol === IpProtocol.UDP ? 6 : -1;
+  if (at < 0 || body.length < at + 2) return;
+  body[at] = 0;
+  body[at + 1] = 0;
+  let sum = checksum(body, pseudoHeaderSum(src, dst, protocol, body.length));
+  // RFC 768: a computed UDP checksum of zero is sent as all ones (zero means "none").
+  if (sum === 0 && protocol === IpProtocol.UDP) sum = 0xffff;
+  body[at] = sum >>> 8;
+  body[at + 1] = sum & 0xff;
 }

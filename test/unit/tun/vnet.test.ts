@@ -3,12 +3,23 @@ import { describe, expect, it } from 'vitest';
 import { GsoType, TxMeta } from '../../../src/stack/transport.js';
 import {
   emitTxHeader,
+  fillTransportChecksum,
   VIRTIO_NET_HDR_LENGTH,
   VirtioNetHdr,
   VirtioNetHdrRepr,
   VnetFlags,
   VnetGso,
 } from '../../../src/tun/vnet.js';
+import {
+  CLIENT4,
+  CLIENT6,
+  fragmentV4,
+  pattern,
+  REMOTE4,
+  REMOTE6,
+  tcpPacket,
+  udpPacket,
+} from '../stack/packets.js';
 
 /**
  * What the kernel hands a TUN reader for a locally sent IPv4 TCP super-segment (seen with
@@ -163,5 +174,82 @@ describe('the TX header from the stack’s TxMeta', () => {
     expect(GsoType.TCPV4).toBe(VnetGso.TCPV4);
     expect(GsoType.TCPV6).toBe(VnetGso.TCPV6);
     expect(GsoType.NONE).toBe(VnetGso.NONE);
+  });
+});
+
+describe('fillTransportChecksum (a fault injector settling offloaded packets)', () => {
+  /** Replaces the transport checksum with what a NEEDS_CSUM packet carries: the pseudo-header sum. */
+  function partial(packet: Uint8Array, ipLen: number, at: number): Uint8Array {
+    const p = packet.slice();
+    p[ipLen + at] = 0x12;
+    p[ipLen + at + 1] = 0x34;
+    return p;
+  }
+
+  it('restores the exact TCP checksum of an IPv4 and an IPv6 segment', () => {
+    for (const [src, dst, ipLen] of [
+      [CLIENT4, REMOTE4, 20],
+      [CLIENT6, REMOTE6, 40],
+    ] as const) {
+      const good = tcpPacket(src, dst, {
+        srcPort: 1,
+        dstPort: 2,
+        seq: 7,
+        ack: 9,
+        flags: 0x18,
+        data: pattern(999),
+      });
+      const p = partial(good, ipLen, 16);
+      fillTransportChecksum(p);
+      expect(p).toEqual(good);
+    }
+  });
+
+  it('restores a UDP checksum, all ones for a computed zero (RFC 768)', () => {
+    const good = udpPacket(CLIENT6, REMOTE6, 53, 5353, pattern(77));
+    const p = partial(good, 40, 6);
+    fillTransportChecksum(p);
+    expect(p).toEqual(good);
+    // A datagram whose checksum comes out as zero: find one by varying a payload byte.
+    for (let b = 0; b < 0x10000; b++) {
+      const data = Uint8Array.of(b >> 8, b & 0xff, 0, 0);
+      const u = udpPacket(CLIENT4, REMOTE4, 1, 2, data);
+      if (u[26] === 0xff && u[27] === 0xff) {
+        const q = partial(u, 20, 6);
+        fillTransportChecksum(q);
+        expect([q[26], q[27]]).toEqual([0xff, 0xff]);
+        return;
+      }
+    }
+    throw new Error('no zero-sum datagram found');
+  });
+
+  it('leaves fragments, other protocols and bad headers alone', () => {
+    const tcp = tcpPacket(CLIENT4, REMOTE4, {
+      srcPort: 1,
+      dstPort: 2,
+      seq: 7,
+      flags: 0x10,
+      data: pattern(3000),
+    });
+    for (const frag of fragmentV4(tcp, 1200)) {
+      const before = frag.slice();
+      fillTransportChecksum(frag);
+      expect(frag).toEqual(before);
+    }
+    for (const junk of [new Uint8Array(0), Uint8Array.of(0x45, 0, 0), pattern(40)]) {
+      const before = junk.slice();
+      fillTransportChecksum(junk);
+      expect(junk).toEqual(before);
+    }
+  });
+
+  it('never throws on random bytes', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 120 }), fc.boolean(), (b, v6) => {
+        if (b.length > 0) b[0] = (b[0]! & 0x0f) | (v6 ? 0x60 : 0x40);
+        fillTransportChecksum(b);
+      }),
+    );
   });
 });
