@@ -45,17 +45,28 @@ export function errorHeader(query: Uint8Array, rcode: number): Buffer {
 
 /** A SERVFAIL for `query` (a forward failed), echoing its question when it decodes. */
 export function servfail(query: Uint8Array): Buffer {
-  return respond(query, Rcode.SERVFAIL, []);
+  const decoded = decode(query);
+  return decoded === undefined
+    ? errorHeader(query, Rcode.SERVFAIL)
+    : respond(query, decoded, Rcode.SERVFAIL, []);
 }
 
-/** Encodes a response to `query` with `rcode` and `answers`, echoing its question and EDNS. */
-function respond(query: Uint8Array, rcode: number, answers: dnsPacket.Answer[]): Buffer {
-  let decoded: dnsPacket.DecodedPacket;
+/** dns-packet's decode, undefined where it throws (it does on malformed input). */
+function decode(message: Uint8Array): dnsPacket.DecodedPacket | undefined {
   try {
-    decoded = dnsPacket.decode(Buffer.from(query.buffer, query.byteOffset, query.byteLength));
+    return dnsPacket.decode(Buffer.from(message.buffer, message.byteOffset, message.byteLength));
   } catch {
-    return errorHeader(query, rcode);
+    return undefined;
   }
+}
+
+/** Encodes a response to `query` (decoded) with `rcode` and `answers`, echoing its question and EDNS. */
+function respond(
+  query: Uint8Array,
+  decoded: dnsPacket.DecodedPacket,
+  rcode: number,
+  answers: dnsPacket.Answer[],
+): Buffer {
   const opcodeBits = (query[2]! >> 3) & 0x0f;
   const rd = decoded.flag_rd ? dnsPacket.RECURSION_DESIRED : 0;
   const cd = decoded.flag_cd ? dnsPacket.CHECKING_DISABLED : 0;
@@ -94,10 +105,8 @@ export function answerLocally(query: Uint8Array, pool: FakeIpPool, nowMs: number
   // RFC 1035 §4.1.1: QR=1 is a response; answering it could loop two resolvers forever.
   if ((query[2]! & 0x80) !== 0) return { kind: 'drop', reason: 'dns-not-query' };
   const opcode = (query[2]! >> 3) & 0x0f;
-  let decoded: dnsPacket.DecodedPacket;
-  try {
-    decoded = dnsPacket.decode(Buffer.from(query.buffer, query.byteOffset, query.byteLength));
-  } catch {
+  const decoded = decode(query);
+  if (decoded === undefined) {
     return { kind: 'error', message: errorHeader(query, Rcode.FORMERR), reason: 'dns-formerr' };
   }
   // Only standard queries (OPCODE 0) are answered; IQUERY, STATUS, NOTIFY, UPDATE are not ours.
@@ -116,11 +125,11 @@ export function answerLocally(query: Uint8Array, pool: FakeIpPool, nowMs: number
   if (!pool.hasFamily(family)) {
     // No fake range of this family: NOERROR with no answer (NODATA, RFC 2308 §2.2), so the
     // client uses the other family instead of leaking a real lookup.
-    return { kind: 'answer', message: respond(query, Rcode.NOERROR, []) };
+    return { kind: 'answer', message: respond(query, decoded, Rcode.NOERROR, []) };
   }
   const address = pool.addressFor(question.name, family, nowMs);
   if (address === undefined) {
-    return { kind: 'error', message: respond(query, Rcode.SERVFAIL, []), reason: 'dns-exhausted' };
+    return { kind: 'error', message: respond(query, decoded, Rcode.SERVFAIL, []), reason: 'dns-exhausted' };
   }
   const answer: dnsPacket.Answer = {
     type: question.type,
@@ -129,5 +138,5 @@ export function answerLocally(query: Uint8Array, pool: FakeIpPool, nowMs: number
     ttl: pool.ttlSeconds,
     data: address,
   };
-  return { kind: 'answer', message: respond(query, Rcode.NOERROR, [answer]) };
+  return { kind: 'answer', message: respond(query, decoded, Rcode.NOERROR, [answer]) };
 }
