@@ -107,6 +107,8 @@ export interface Libc {
    * is a libuv error. koffi marks this API undocumented and subject to change (2.15 changelog).
    */
   watchReadable(fd: number, cb: (status: number) => void): PollWatch;
+  /** True when this koffi has the (undocumented) readiness binding behind watchReadable. */
+  canWatchReadable(): boolean;
   /** errno of the last synchronous call on this thread. */
   errno(): number;
 }
@@ -158,6 +160,7 @@ export function libc(): Libc {
     setns: lib.func('int setns(int fd, int nstype)') as Libc['setns'],
     socket: lib.func('int socket(int domain, int type, int protocol)') as Libc['socket'],
     watchReadable: (fd, cb) => (koffi.node.poll as unknown as KoffiPoll)(fd, { readable: true }, cb),
+    canWatchReadable: () => typeof (koffi as { node?: { poll?: unknown } }).node?.poll === 'function',
     errno: () => koffi.errno(),
   };
   return bound;

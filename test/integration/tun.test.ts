@@ -8,7 +8,13 @@ import { closeSync, openSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { PacketSink } from '../../src/tun/device.js';
 import { TunError } from '../../src/tun/errors.js';
-import { openTun, type ReadMode, type TunDevice, type TunOptions } from '../../src/tun/linux-tun.js';
+import {
+  openTun,
+  type ReadMode,
+  resolveReadMode,
+  type TunDevice,
+  type TunOptions,
+} from '../../src/tun/linux-tun.js';
 import { openTunFd } from '../../src/tun/tun-open.js';
 import { canRunIntegration, type Netns, Testbed, waitFor } from '../testbed/index.js';
 import { echoReply4, receiveUdpScript, sendUdpScript, udp4, udpPayload } from './tun-packets.js';
@@ -95,6 +101,13 @@ describe.skipIf(!canRunIntegration())('Linux TUN device', () => {
       expect(tun.stats.rxErrors).toBe(0);
     });
   }
+
+  it("defaults to 'uv-poll' when koffi has its readiness binding, else 'drain'", async () => {
+    const { tun } = await tunWithAddress();
+    expect(tun.readMode).toBe(resolveReadMode('auto'));
+    expect(['uv-poll', 'drain']).toContain(tun.readMode);
+    expect(resolveReadMode('drain')).toBe('drain');
+  });
 
   it('runs more uv-poll devices at once than the thread pool has threads', async () => {
     // Six 'drain' devices would need six blocked thread-pool polls (the pool has 4 by default).
