@@ -44,6 +44,33 @@ const s = http.createServer((req, res) => res.end(${JSON.stringify(PAGE)} + ' vi
 s.listen(80, '::', () => console.log('ready'));
 `;
 
+/** A UDP echo on both families, port 7. */
+const ECHO_SERVER = `
+const dgram = require('node:dgram');
+for (const [type, host] of [['udp4', '0.0.0.0'], ['udp6', '::']]) {
+  const s = dgram.createSocket({ type, ipv6Only: type === 'udp6' });
+  s.on('message', (m, r) => s.send(m, r.port, r.address));
+  s.bind(7, host);
+}
+`;
+
+/**
+ * A UDP client: resolves argv[1] (family argv[2]) with the system resolver, sends 'ping' to port
+ * 7 from a connected socket (only replies from that address get through), prints JSON.
+ */
+const ECHO_CLIENT = `
+const dgram = require('node:dgram');
+const dns = require('node:dns');
+const [name, family] = process.argv.slice(1);
+dns.lookup(name, { family: Number(family) }, (err, address) => {
+  if (err) { console.log(JSON.stringify({ error: err.code })); return; }
+  const s = dgram.createSocket(family === '6' ? 'udp6' : 'udp4');
+  const timer = setTimeout(() => { console.log(JSON.stringify({ address, timeout: true })); s.close(); }, 3000);
+  s.connect(7, address, () => s.send('ping'));
+  s.on('message', (m, r) => { clearTimeout(timer); console.log(JSON.stringify({ address, reply: m.toString(), from: r.address })); s.close(); });
+});
+`;
+
 /** A running fake-dns-runner.mjs. */
 class Runner {
   private readonly lines: string[] = [];
@@ -175,6 +202,7 @@ describe.skipIf(!canRunIntegration())('DNS without leaks: fake-IP, remote, hijac
         '',
       ].join('\n'),
     );
+    server.spawn('node', ['-e', ECHO_SERVER], { stdio: 'ignore' });
     const http = server.spawn('node', ['-e', HTTP_SERVER], { stdio: ['ignore', 'pipe', 'ignore'] });
     const httpReady = new Promise<boolean>((r) => http.stdout!.once('data', () => r(true)));
     server.spawn(
@@ -234,6 +262,19 @@ describe.skipIf(!canRunIntegration())('DNS without leaks: fake-IP, remote, hijac
     expect(stats.dns!.forwarded).toBe(1);
     expect(stats.dns!.fakeLive).toBeGreaterThanOrEqual(2);
     expect(stats.tcp.total).toBeGreaterThanOrEqual(2);
+  });
+
+  it('fake-ip through danted: a UDP flow to a fake address goes by name, replies come from it', async () => {
+    runner = await Runner.start(client, tun, [`--proxy=${DANTED_URL}`, '--dns=fake-ip', UPSTREAM]);
+    for (const family of ['4', '6']) {
+      const r = await client.exec('node', ['-e', ECHO_CLIENT, 'web.test', family], { timeoutMs: 15_000 });
+      const out = JSON.parse(r.stdout.trim()) as { address: string; reply?: string; from?: string };
+      expect(out.address).toMatch(family === '4' ? /^198\.19\./ : /^fdfe:dcba:9877:/);
+      expect(out).toMatchObject({ reply: 'ping', from: out.address });
+    }
+    const stats = await runner.stats();
+    expect(stats.udp.associations).toBeGreaterThanOrEqual(2);
+    expect(stats.udp.dropped).toEqual({});
   });
 
   it('fake-ip through microsocks (no UDP): curl by name, TXT forwarded over DNS over TCP', async () => {
