@@ -71,9 +71,13 @@ async function main(argv: readonly string[]): Promise<void> {
     pcap: opts.pcap ?? 'off',
   });
 
-  const printStats = () => {
-    void node.stats().then((s) => process.stderr.write(`stats ${JSON.stringify(s)}\n`));
-  };
+  const printStats = (): Promise<void> =>
+    node.stats().then(
+      (s) => {
+        process.stderr.write(`stats ${JSON.stringify(s)}\n`);
+      },
+      (err: unknown) => log.warn(`stats failed: ${(err as Error).message}`),
+    );
   process.on('SIGUSR1', printStats);
   if (opts.statsIntervalMs > 0) setInterval(printStats, opts.statsIntervalMs).unref();
 
@@ -89,16 +93,17 @@ async function main(argv: readonly string[]): Promise<void> {
       process.exit(0);
     }, STOP_DEADLINE_MS);
     force.unref();
-    node.close().then(
-      async () => {
-        if (log.enabled('debug')) printStats();
-        process.exit(0);
-      },
-      (err: unknown) => {
-        log.error(`close failed: ${(err as Error).message}`);
-        process.exit(1);
-      },
-    );
+    // At debug, the counters as they stand at the stop (before the queues are gone).
+    const last = log.enabled('debug') ? printStats() : Promise.resolve();
+    last
+      .then(() => node.close())
+      .then(
+        () => process.exit(0),
+        (err: unknown) => {
+          log.error(`close failed: ${(err as Error).message}`);
+          process.exit(1);
+        },
+      );
   };
   onSignal = stop;
   if (held !== undefined) stop(held);
