@@ -12,8 +12,8 @@
  * address over IPv4 and IPv6, dig through the rewritten resolv.conf; a capture on the uplink holds
  * nothing but traffic with the proxy (no leak); after SIGTERM, and after kill -9 + a restart + a
  * clean stop, `ip route`, `ip -6 route`, `ip rule`, `ip -6 rule` and resolv.conf read byte for
- * byte as before; a foreign rule at our priority and a missing default route are refused with one
- * line and exit 1. resolv.conf files live in /etc/netns/<ns>/ and are removed afterwards.
+ * byte as before; the hooks run in order; a foreign rule at our priority, a process without
+ * CAP_NET_ADMIN and a missing default route are refused with one line and exit 1. resolv.conf files live in /etc/netns/<ns>/ and are removed afterwards.
  */
 import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -266,7 +266,7 @@ describe.skipIf(!canRunIntegration() || !toolsPresent())('tun2socks --auto-route
     expect(leaked.stdout.trim(), leaked.stdout).toBe('');
   }, 90_000);
 
-  it('after kill -9 the next start replaces what was left, and a clean stop restores everything', async () => {
+  it('after kill -9 the next start replaces what was left, runs the hooks in order, and a clean stop restores everything', async () => {
     const before = await snapshot();
     const device = bed.ifname('ar');
     devices.push(device);
@@ -278,19 +278,30 @@ describe.skipIf(!canRunIntegration() || !toolsPresent())('tun2socks --auto-route
     expect(await snapshot()).not.toBe(before);
     expect(existsSync(`/run/tun2socks/${device}.json`)).toBe(true);
 
-    const second = start(device);
+    const hooks = join(dir, 'hooks.log');
+    const second = start(device, [
+      '--tun-pre-up',
+      `echo "pre-up $TUN2SOCKS_DEVICE" >> ${hooks}`,
+      '--tun-post-up',
+      `ip rule | grep -c 'lookup 2022' >> ${hooks}`,
+      '--tun-pre-down',
+      `echo pre-down >> ${hooks}`,
+    ]);
     try {
       await started(second);
       expect(second.stderr).toContain('removed what an earlier run left behind');
+      // Hooks: before the set-up, after it (both catch-all rules in place), and at stop below.
+      expect(await readFile(hooks, 'utf8')).toBe(`pre-up ${device}\n2\n`);
       expect(await curl([`http://${SERVER}/`])).toContain(PAGE);
     } finally {
       expect(await stop(second)).toBe(0);
     }
+    expect(await readFile(hooks, 'utf8')).toBe(`pre-up ${device}\n2\npre-down\n`);
     expect(await snapshot()).toBe(before);
     expect(existsSync(`/run/tun2socks/${device}.json`)).toBe(false);
   }, 90_000);
 
-  it('refuses a rule priority someone else uses, and a machine with no default route, in one line with exit 1', async () => {
+  it('refuses a rule priority someone else uses, a missing CAP_NET_ADMIN and no default route, in one line with exit 1', async () => {
     const before = await snapshot();
     await machine.ip(['rule', 'add', 'pref', '9004', 'lookup', '100']);
     try {
@@ -300,6 +311,30 @@ describe.skipIf(!canRunIntegration() || !toolsPresent())('tun2socks --auto-route
     } finally {
       await machine.ip(['rule', 'del', 'pref', '9004', 'lookup', '100']);
     }
+    expect(await snapshot()).toBe(before);
+
+    // Without CAP_NET_ADMIN (root with it dropped from the bounding set): nothing is touched.
+    const unprivileged = machine.spawn(
+      'setpriv',
+      [
+        '--bounding-set',
+        '-net_admin',
+        '--inh-caps',
+        '-net_admin',
+        'node',
+        CLI,
+        '--device',
+        bed.ifname('ar'),
+        '--auto-route',
+      ],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    let unprivilegedErr = '';
+    unprivileged.stderr!.on('data', (d: Buffer) => {
+      unprivilegedErr += d.toString();
+    });
+    expect(await new Promise((r) => unprivileged.once('exit', r))).toBe(1);
+    expect(unprivilegedErr).toBe('tun2socks: --auto-route needs CAP_NET_ADMIN (run as root)\n');
     expect(await snapshot()).toBe(before);
 
     const lonely = await bed.netns('lonely');
