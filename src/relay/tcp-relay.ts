@@ -236,6 +236,8 @@ export class TcpRelay {
   /** Accepts a connection for a service of the stack itself. */
   private serveLocally(request: TcpRequest, service: (socket: TcpSocket) => void): void {
     const socket = request.accept();
+    // The service handles errors its own way; none may go unhandled here.
+    socket.on('error', ignore);
     this.local.add(socket);
     socket.on('close', () => this.local.delete(socket));
     service(socket);
