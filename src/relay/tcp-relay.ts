@@ -9,7 +9,6 @@
  */
 import { setMaxListeners } from 'node:events';
 import type * as net from 'node:net';
-import { pipeline } from 'node:stream';
 import type { Logger } from '../log.js';
 import {
   DEFAULT_DIAL_TIMEOUT_MS,
@@ -315,12 +314,18 @@ export class TcpRelay {
     upstream.once('end', () => {
       c.upstreamEnded = true;
     });
+    // One pipe per direction: end() follows the source's end (FIN ↔ FIN) and write() returning
+    // false pauses the source (backpressure). Errors are handled above (each resets the other
+    // side), and the connection is over once both sockets have closed. pipe() rather than
+    // pipeline(): pipeline allocates an AbortController per stream and aborts it at the end,
+    // which cost ~150 µs (a DOMException with its stack) per connection in a profile.
     const done = (): void => {
       if (--c.pipes === 0) this.finish(c);
     };
-    // pipeline(): end() follows the source's end (FIN ↔ FIN), and an error destroys both streams.
-    pipeline(tcp, upstream, done);
-    pipeline(upstream, tcp, done);
+    tcp.once('close', done);
+    upstream.once('close', done);
+    tcp.pipe(upstream);
+    upstream.pipe(tcp);
   }
 
   /** Both pipes are over: forget the connection and log it. */
