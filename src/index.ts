@@ -1,6 +1,8 @@
 /**
  * tun2socks as a library: the pure stack, the devices, and the runtime that joins them.
  */
+
+export * from './dns/index.js';
 export { LOG_LEVELS, Logger, type LogLevel } from './log.js';
 export * from './proxy/index.js';
 export {
