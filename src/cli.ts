@@ -56,6 +56,8 @@ async function main(argv: readonly string[]): Promise<void> {
       throw err;
     }
     undoOnExit(route, log);
+    // A closed terminal must not leave the machine routed into a dead TUN either.
+    process.on('SIGHUP', () => onSignal('SIGHUP'));
     log.info('auto-route set up', {
       table: opts.autoRoute?.table,
       families: route.plan.families.join('+'),

@@ -118,8 +118,8 @@ describe.skipIf(!canRunIntegration() || !toolsPresent())('tun2socks --auto-route
     );
   }
 
-  async function stop(r: Running): Promise<number | null> {
-    if (r.proc.exitCode === null) process.kill(r.proc.pid!, 'SIGTERM');
+  async function stop(r: Running, signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+    if (r.proc.exitCode === null) process.kill(r.proc.pid!, signal);
     return Promise.race([r.exit, new Promise<null>((res) => setTimeout(() => res(null), 8000))]);
   }
 
@@ -266,7 +266,7 @@ describe.skipIf(!canRunIntegration() || !toolsPresent())('tun2socks --auto-route
     expect(leaked.stdout.trim(), leaked.stdout).toBe('');
   }, 90_000);
 
-  it('after kill -9 the next start replaces what was left, runs the hooks in order, and a clean stop restores everything', async () => {
+  it('after kill -9 the next start replaces what was left, runs the hooks in order, and a stop by SIGHUP restores everything', async () => {
     const before = await snapshot();
     const device = bed.ifname('ar');
     devices.push(device);
@@ -294,7 +294,8 @@ describe.skipIf(!canRunIntegration() || !toolsPresent())('tun2socks --auto-route
       expect(await readFile(hooks, 'utf8')).toBe(`pre-up ${device}\n2\n`);
       expect(await curl([`http://${SERVER}/`])).toContain(PAGE);
     } finally {
-      expect(await stop(second)).toBe(0);
+      // SIGHUP (a closed terminal) cleans up like SIGINT and SIGTERM.
+      expect(await stop(second, 'SIGHUP')).toBe(0);
     }
     expect(await readFile(hooks, 'utf8')).toBe(`pre-up ${device}\n2\npre-down\n`);
     expect(await snapshot()).toBe(before);
