@@ -1,6 +1,6 @@
 /** The device edge: Linux TUN (koffi), in-memory and fault-injecting devices, pcap capture. */
-export type { Device, DeviceStats, PacketSink } from './device.js';
-export { newDeviceStats } from './device.js';
+export type { Device, DeviceOffload, DeviceStats, PacketSink } from './device.js';
+export { NO_OFFLOAD, newDeviceStats } from './device.js';
 export { TunError, type TunErrorCode } from './errors.js';
 export {
   type FaultCounters,
@@ -15,4 +15,12 @@ export { DEFAULT_BATCH, openTun, type ReadMode, TunDevice, type TunOptions } fro
 export { MemoryDevice, type MemoryDeviceOptions, memoryPair } from './memory-device.js';
 export { PcapDevice, PcapWriter, type PcapWriterOptions } from './pcap.js';
 export { type DeviceSpec, parseDeviceSpec } from './spec.js';
-export { openTunFd, type TunFdOptions } from './tun-open.js';
+export { type OffloadMode, openTunFd, type TunFdOptions } from './tun-open.js';
+export {
+  VIRTIO_NET_HDR_LENGTH,
+  VirtioNetHdr,
+  VirtioNetHdrRepr,
+  type VnetDrop,
+  VnetFlags,
+  VnetGso,
+} from './vnet.js';
