@@ -58,11 +58,9 @@ let current: UpstreamSocketOptions | undefined;
 
 /** Sets the options of every upstream socket opened from now on (undefined: plain sockets). */
 export function setUpstreamSocketOptions(options: UpstreamSocketOptions | undefined): void {
-  if (options?.fwmark !== undefined && !(Number.isInteger(options.fwmark) && options.fwmark >= 0)) {
-    throw new RangeError(`fwmark must be an unsigned 32-bit integer, got ${options.fwmark}`);
-  }
-  if (options?.fwmark !== undefined && options.fwmark > 0xffffffff) {
-    throw new RangeError(`fwmark must be an unsigned 32-bit integer, got ${options.fwmark}`);
+  const mark = options?.fwmark;
+  if (mark !== undefined && !(Number.isInteger(mark) && mark >= 0 && mark <= 0xffffffff)) {
+    throw new RangeError(`fwmark must be an unsigned 32-bit integer, got ${mark}`);
   }
   current = options;
 }

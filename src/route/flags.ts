@@ -181,6 +181,12 @@ export function parseRouteFlags(src: FlagSource, usage: (message: string) => Err
   const fakeRanges = (src.all('fake-ip-range') ?? ROUTE_DEFAULTS.fakeIpRanges).map((t) =>
     cidr('fake-ip-range', t, usage),
   );
+  for (const family of [4, 6]) {
+    // The fake-IP pool takes one range per family.
+    if (fakeRanges.filter((c) => c.family === family).length > 1) {
+      throw usage(`--fake-ip-range takes at most one IPv${family} range`);
+    }
+  }
   const upstreamText = src.one('dns-upstream');
   const dns: DnsFlags = {
     mode,

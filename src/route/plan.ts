@@ -144,7 +144,7 @@ function observedPrefix(text: string | undefined): Cidr | undefined {
   }
 }
 
-/** The six rules of one family, in priority order: [priority, selector+action argv, what]. */
+/** The rules of one family in priority order (the catch-all last), each with its exact `ip rule del`. */
 function familyRules(config: RouteConfig, family: 4 | 6, excludes: readonly Cidr[]): RouteStep[] {
   const p = config.rulePriority;
   const mark = fwmarkText(config.fwmark);

@@ -5,7 +5,7 @@
  * device and in the same network namespace replays it, then deletes it.
  */
 import { mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
 /** Where state files live by default. */
 export const DEFAULT_STATE_DIR = '/run/tun2socks';
@@ -56,7 +56,7 @@ export function readState(path: string): RouteState | undefined {
 
 /** Writes a state file atomically (temp file + rename), creating the directory. */
 export function writeState(path: string, state: RouteState): void {
-  mkdirSync(join(path, '..'), { recursive: true, mode: 0o755 });
+  mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
   const tmp = `${path}.${process.pid}.tmp`;
   writeFileSync(tmp, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
   renameSync(tmp, path);

@@ -1,6 +1,8 @@
 /** The issue-6 flags through parseCliArgs: defaults, repeatable values, the config file, usage errors. */
 import { describe, expect, it } from 'vitest';
 import { parseCliArgs, UsageError } from '../../../src/cli-args.js';
+import { Logger } from '../../../src/log.js';
+import { defaultDnsUpstream } from '../../../src/route/cli-route.js';
 import { parseHostPort } from '../../../src/route/flags.js';
 
 const parse = (...args: string[]) => parseCliArgs(['--device', 'tun0', ...args]);
@@ -103,6 +105,7 @@ describe('issue-6 flags', () => {
       [['--dns', 'fake'], /--dns must be one of fake-ip, remote, direct/],
       [['--dns-address', 'name.test'], /--dns-address must be an IPv4 or IPv6 address/],
       [['--dns-upstream', 'host:99999'], /port must be 1 to 65535/],
+      [['--fake-ip-range', '198.19.0.0/16', '--fake-ip-range', '10.0.0.0/8'], /at most one IPv4 range/],
     ];
     for (const [args, message] of bad) {
       expect(() => parse(...args), args.join(' ')).toThrow(UsageError);
@@ -119,5 +122,25 @@ describe('issue-6 flags', () => {
     expect(parseHostPort('x', 'fd00::1', usage)).toEqual({ host: 'fd00::1', port: 53 });
     expect(parseHostPort('x', '[fd00::1]', usage)).toEqual({ host: 'fd00::1', port: 53 });
     expect(() => parseHostPort('x', 'a:b:c', usage)).toThrow(UsageError);
+  });
+});
+
+describe('defaultDnsUpstream', () => {
+  const log = new Logger('silent');
+  const opts = parse('--auto-route');
+
+  it('takes the first nameserver the proxy can reach: no loopback stub, not our own DNS address', () => {
+    const text =
+      'nameserver 127.0.0.53\nnameserver 198.18.0.2\nnameserver ::1\nnameserver 10.0.0.1\nnameserver 10.0.0.2\n';
+    expect(defaultDnsUpstream(opts, log, () => text)).toEqual({ host: '10.0.0.1', port: 53 });
+  });
+
+  it('is undefined without a usable nameserver or without a resolv.conf', () => {
+    expect(defaultDnsUpstream(opts, log, () => 'nameserver 127.0.0.53\n')).toBeUndefined();
+    expect(
+      defaultDnsUpstream(opts, log, () => {
+        throw new Error('ENOENT');
+      }),
+    ).toBeUndefined();
   });
 });
