@@ -15,7 +15,8 @@
  * nothing but traffic with the proxy (no leak); after SIGTERM, and after kill -9 + a restart + a
  * clean stop, `ip route`, `ip -6 route`, `ip rule`, `ip -6 rule` and resolv.conf read byte for
  * byte as before; the hooks run in order; a foreign rule at our priority, a process without
- * CAP_NET_ADMIN and a missing default route are refused with one line and exit 1. resolv.conf files live in /etc/netns/<ns>/ and are removed afterwards.
+ * CAP_NET_ADMIN and a missing default route are refused with one line and exit 1; an uncaught
+ * exception undoes everything and exits 1. resolv.conf files live in /etc/netns/<ns>/ and are removed afterwards.
  */
 import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -81,10 +82,16 @@ describe.skipIf(!canRunIntegration() || !toolsPresent())('tun2socks --auto-route
     return parts.join('');
   }
 
-  function start(device: string, extra: string[] = [], proxy = `socks5://${GATEWAY}:1080`): Running {
+  function start(
+    device: string,
+    extra: string[] = [],
+    proxy = `socks5://${GATEWAY}:1080`,
+    nodeFlags: string[] = [],
+  ): Running {
     const proc = machine.spawn(
       'node',
       [
+        ...nodeFlags,
         CLI,
         '--device',
         device,
@@ -375,6 +382,23 @@ describe.skipIf(!canRunIntegration() || !toolsPresent())('tun2socks --auto-route
     } finally {
       expect(await stop(t2s)).toBe(0);
     }
+    expect(await snapshot()).toBe(before);
+  }, 60_000);
+
+  it('an uncaught exception undoes everything and exits 1', async () => {
+    const before = await snapshot();
+    const device = bed.ifname('ar');
+    devices.push(device);
+    // Preloaded into the command: a timer that throws once tun2socks has started.
+    const bomb = join(dir, 'bomb.cjs');
+    await writeFile(bomb, "setTimeout(() => { throw new Error('boom from a test'); }, 2500).unref();\n");
+    const t2s = start(device, [], undefined, ['--require', bomb]);
+    await started(t2s);
+    expect(await snapshot()).not.toBe(before);
+    const code = await Promise.race([t2s.exit, new Promise<null>((r) => setTimeout(() => r(null), 10_000))]);
+    expect(code).toBe(1);
+    expect(t2s.stderr).toContain('boom from a test');
+    expect(t2s.stderr).toContain('auto-route removed');
     expect(await snapshot()).toBe(before);
   }, 60_000);
 });
