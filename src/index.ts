@@ -51,7 +51,7 @@ export { Stack, type StackConfig } from './stack/stack.js';
 export { StackStats } from './stack/stats.js';
 export type { TcpConnection, TcpRejectHow } from './stack/tcp/connection.js';
 export { type TcpErrorCode, TcpEvent, type TcpState } from './stack/tcp/state.js';
-export { IpPacketInfo, RxFlags, type TransportHandler } from './stack/transport.js';
+export { GsoType, IpPacketInfo, RxFlags, type TransportHandler, TxMeta } from './stack/transport.js';
 export type { UdpCloseReason, UdpFlowEntry, UdpLayer } from './stack/udp/udp-layer.js';
 export { formatAddress, parseAddress } from './stack/wire/address.js';
 export { checksum, pseudoHeaderSum } from './stack/wire/checksum.js';

@@ -115,6 +115,23 @@ describe('parseCliArgs', () => {
     }
   });
 
+  it('--offload and --multi-queue', () => {
+    const o = parseCliArgs(['--device', 'tun0', '--offload', 'off', '--multi-queue', '4']);
+    expect([o.offload, o.multiQueue]).toEqual(['off', 4]);
+    expect(parseCliArgs(['--device', 'tun0']).offload).toBe('auto');
+    expect(parseCliArgs(['--device', 'tun0']).multiQueue).toBe(1);
+    expect(() => parseCliArgs(['--device', 'tun0', '--offload', 'maybe'])).toThrow(
+      /--offload must be one of auto, off/,
+    );
+    expect(() => parseCliArgs(['--device', 'tun0', '--multi-queue', '0'])).toThrow(
+      /--multi-queue must be from 1 to 64/,
+    );
+    expect(() => parseCliArgs(['--device', 'fd://3', '--multi-queue', '2'])).toThrow(/needs a device name/);
+    expect(() => parseCliArgs(['--device', 'tun0', '--multi-queue', '2', '--pcap', 'x'])).toThrow(
+      /--pcap cannot/,
+    );
+  });
+
   it('--help and --version need no device', () => {
     expect(parseCliArgs(['--help']).help).toBe(true);
     expect(parseCliArgs(['-v']).version).toBe(true);
