@@ -368,11 +368,12 @@ describe.skipIf(!canRunIntegration() || !toolsPresent())('tun2socks --auto-route
     expect(stderr).toMatch(/^tun2socks: no default route to bypass through/);
   }, 60_000);
 
-  it('works with the proxy at an IPv6 address: marked IPv6 sockets leave by the main table', async () => {
+  it('works with the proxy at an IPv6 address and --interface: marked, bound IPv6 sockets leave by the main table', async () => {
     const before = await snapshot();
     const device = bed.ifname('ar');
     devices.push(device);
-    const t2s = start(device, [], `socks5://[${GATEWAY6}]:1080`);
+    // --interface too: every upstream socket bound to the uplink (SO_BINDTODEVICE).
+    const t2s = start(device, ['--interface', uplink], `socks5://[${GATEWAY6}]:1080`);
     try {
       await started(t2s);
       expect(await curl(['-4', 'http://web.test/'])).toContain(PAGE);
