@@ -10,11 +10,13 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import type { Logger } from '../log.js';
 import type { Cidr } from './cidr.js';
 import { type IpRunner, observe, systemIp } from './observe.js';
-import { planRoutes, RouteError, type RoutePlan } from './plan.js';
+import { planRoutes, RouteError, type RoutePlan, RULE_PRIORITY_COUNT } from './plan.js';
 import { type ResolvFs, renderResolvConf, resolvConfPath, systemResolvFs } from './resolv.js';
 import {
   currentNetns,
   DEFAULT_STATE_DIR,
+  listStates,
+  ownerAlive,
   type RouteState,
   readState,
   removeState,
@@ -53,6 +55,8 @@ export interface AutoRouteOptions {
   readonly skipPrivilegeCheck?: boolean;
   /** The netns inode to record (tests); default: this process's. */
   readonly netns?: number;
+  /** Whether a state file's writer still runs (tests); default: ownerAlive(). */
+  readonly ownerAlive?: (pid: number) => boolean;
 }
 
 /** True when this process has CAP_NET_ADMIN in its effective set (/proc/self/status CapEff). */
@@ -126,8 +130,10 @@ export class AutoRoute {
   }
 
   /**
-   * Checks privileges, removes what a run killed earlier on this device left behind (its state
-   * file, then any rule of ours still at our priorities), reads the routing state and plans.
+   * Checks privileges, refuses to share a device, table or priorities with a tun2socks still
+   * running (its state file names them), removes what a run killed earlier on this device left
+   * behind (its state file, then any rule of ours still at our priorities), reads the routing
+   * state and plans.
    * Throws RouteError with a one-line message when it cannot proceed safely.
    */
   static prepare(device: string, options: AutoRouteOptions): AutoRoute {
@@ -140,6 +146,22 @@ export class AutoRoute {
       options.setDns !== undefined ? resolvConfPath(options.resolvFs ?? systemResolvFs) : undefined;
     const path = statePath(options.stateDir ?? DEFAULT_STATE_DIR, device);
     const netns = options.netns ?? currentNetns();
+    const alive = options.ownerAlive ?? ownerAlive;
+    for (const other of listStates(options.stateDir ?? DEFAULT_STATE_DIR)) {
+      const o = other.state;
+      if (o.netns !== netns || !alive(o.pid)) continue;
+      // A running tun2socks: its rules look like ours, so they must not be taken for leftovers.
+      if (o.device === device) {
+        throw new RouteError(`tun2socks pid ${o.pid} is already routing into ${device}`);
+      }
+      const overlap =
+        Math.abs(o.rulePriority - options.rulePriority) < RULE_PRIORITY_COUNT || o.table === options.table;
+      if (overlap) {
+        throw new RouteError(
+          `tun2socks pid ${o.pid} (device ${o.device}) uses table ${o.table} and rule priorities ${o.rulePriority}-${o.rulePriority + RULE_PRIORITY_COUNT - 1}; choose another --table and --rule-priority`,
+        );
+      }
+    }
     const stale = readState(path);
     if (stale !== undefined) {
       if (stale.netns !== netns) {

@@ -4,7 +4,7 @@
  * (kill -9, power loss of the namespace's holder) leaves it behind; the next start on the same
  * device and in the same network namespace replays it, then deletes it.
  */
-import { mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 
 /** Where state files live by default. */
@@ -65,4 +65,41 @@ export function writeState(path: string, state: RouteState): void {
 /** Deletes a state file (absent is fine). */
 export function removeState(path: string): void {
   rmSync(path, { force: true });
+}
+
+/** Every readable state file under `dir`, with its path. */
+export function listStates(dir: string): { path: string; state: RouteState }[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const out: { path: string; state: RouteState }[] = [];
+  for (const name of names) {
+    if (!name.endsWith('.json')) continue;
+    const path = join(dir, name);
+    const state = readState(path);
+    if (state !== undefined) out.push({ path, state });
+  }
+  return out;
+}
+
+/**
+ * Whether the process that wrote a state file still runs: `pid` alive and its command line that
+ * of tun2socks (`tun2socks` or `cli.js`), so a recycled pid is not mistaken for it.
+ */
+export function ownerAlive(pid: number, readCmdline: (pid: number) => string = defaultCmdline): boolean {
+  if (pid === process.pid || !Number.isInteger(pid) || pid <= 0) return false;
+  let cmdline: string;
+  try {
+    cmdline = readCmdline(pid);
+  } catch {
+    return false;
+  }
+  return /tun2socks|cli\.js/.test(cmdline);
+}
+
+function defaultCmdline(pid: number): string {
+  return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
 }

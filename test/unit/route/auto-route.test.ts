@@ -12,7 +12,7 @@ import { AutoRoute, type AutoRouteOptions, hasNetAdmin, replayUndo } from '../..
 import { parseCidr } from '../../../src/route/cidr.js';
 import type { IpResult } from '../../../src/route/observe.js';
 import { RouteError } from '../../../src/route/plan.js';
-import { type RouteState, readState, statePath, writeState } from '../../../src/route/state.js';
+import { ownerAlive, type RouteState, readState, statePath, writeState } from '../../../src/route/state.js';
 
 const MAIN4 =
   '[{"dst":"default","gateway":"198.18.100.1","dev":"eth0","flags":[]},' +
@@ -32,7 +32,7 @@ class FakeIp {
     if (cmd === '-6 -j route show table main') return { code: 0, stdout: '[]', stderr: '' };
     if (cmd === '-4 -j rule show') return { code: 0, stdout: this.rules4, stderr: '' };
     if (cmd === '-6 -j rule show') return { code: 0, stdout: '[]', stderr: '' };
-    if (cmd.includes('route show table 2022'))
+    if (/^-[46] -j route show table \d+$/.test(cmd))
       return { code: 2, stdout: '', stderr: 'FIB table does not exist' };
     if (cmd.startsWith('-j addr show dev')) return { code: 1, stdout: '', stderr: 'Device does not exist' };
     this.onCall?.(cmd);
@@ -188,5 +188,50 @@ describe('hasNetAdmin', () => {
     expect(hasNetAdmin('CapEff:\t0000000000000000\n')).toBe(false);
     expect(hasNetAdmin('CapEff:\t0000000000001000\n')).toBe(true);
     expect(hasNetAdmin('nothing')).toBe(false);
+  });
+});
+
+describe('a tun2socks still running', () => {
+  const live: RouteState = {
+    version: 1,
+    device: 'tun5',
+    pid: 999_999,
+    netns: 4242,
+    table: 2022,
+    rulePriority: 9000,
+    fwmark: 0x2022,
+    undo: [['-4', 'rule', 'del', 'pref', '9005', 'not', 'fwmark', '0x2022', 'lookup', '2022']],
+  };
+
+  it('is never cleaned up after: same device, same table or overlapping priorities are refused', () => {
+    writeState(statePath(dir, 'tun5'), live);
+    const alive = (pid: number) => pid === 999_999;
+    expect(() => AutoRoute.prepare('tun5', options({ ownerAlive: alive }))).toThrow(
+      'tun2socks pid 999999 is already routing into tun5',
+    );
+    expect(() =>
+      AutoRoute.prepare('tun6', options({ ownerAlive: alive, rulePriority: 9004, table: 7 })),
+    ).toThrow(/pid 999999 \(device tun5\) uses table 2022 and rule priorities 9000-9005/);
+    expect(() =>
+      AutoRoute.prepare('tun6', options({ ownerAlive: alive, table: 2022, rulePriority: 100 })),
+    ).toThrow(/choose another --table and --rule-priority/);
+    AutoRoute.prepare('tun6', options({ ownerAlive: alive, table: 7, rulePriority: 9006 }));
+    expect(ip.calls).toEqual([]);
+    // Dead: its state file is replayed by the next start on its device.
+    AutoRoute.prepare('tun5', options({ ownerAlive: () => false }));
+    expect(ip.calls).toEqual(['-4 rule del pref 9005 not fwmark 0x2022 lookup 2022']);
+  });
+
+  it('ownerAlive: a recycled pid running something else is not tun2socks', () => {
+    expect(ownerAlive(123, () => 'node /usr/lib/node_modules/tun2socks/dist/src/cli.js --device t')).toBe(
+      true,
+    );
+    expect(ownerAlive(123, () => 'sleep 100')).toBe(false);
+    expect(
+      ownerAlive(123, () => {
+        throw new Error('ENOENT');
+      }),
+    ).toBe(false);
+    expect(ownerAlive(process.pid, () => 'tun2socks')).toBe(false);
   });
 });
