@@ -20,6 +20,7 @@ import { SackScoreboard } from './sack-scoreboard.js';
 import { SendBuffer } from './send-buffer.js';
 import { sendAbortReset, sendSegment, sendSynAck, windowUpdateAfterRead } from './sender.js';
 import { isSynchronized, NEVER, type TcpErrorCode, TcpEvent, type TcpState } from './state.js';
+import { IDLE_TRIM_MS } from './timers.js';
 
 /** What a connection needs from its layer. */
 export interface TcpContext {
@@ -119,6 +120,8 @@ export class TcpConnection {
   keepaliveAt = NEVER;
   /** TIME-WAIT end, FIN-WAIT-2 timeout, or the SYN decision deadline. */
   closeAt = NEVER;
+  /** Idle trim: when to release the buffers' blocks if the connection has stayed quiet (see timers.ts). */
+  trimAt = NEVER;
   /** The time the layer's heap holds for this connection. */
   scheduledAt = NEVER;
 
@@ -284,6 +287,7 @@ export class TcpConnection {
     if (this.finSeq !== -1 || !this.canSend() || data.length === 0) return 0;
     const n = this.sendBuffer.append(data, owned);
     if (n > 0 && isSynchronized(this.state)) this.ctx.wantOutput(this);
+    if (this.trimAt === NEVER) this.armIdleTrim();
     return n;
   }
 
@@ -294,8 +298,18 @@ export class TcpConnection {
     if (this.state !== 'CLOSED' && this.state !== 'TIME-WAIT') {
       this.autotune(this.ctx.now);
       windowUpdateAfterRead(this);
+      if (this.trimAt === NEVER) this.armIdleTrim();
     }
     return chunk;
+  }
+
+  /**
+   * Arms the idle trim after the owner wrote or read, the only ways our buffers gain blocks that
+   * stay (a received block stays only until read): see `idleTrim` in timers.ts.
+   */
+  private armIdleTrim(): void {
+    this.trimAt = this.ctx.now + IDLE_TRIM_MS;
+    this.ctx.reschedule(this);
   }
 
   /**
@@ -364,7 +378,7 @@ export class TcpConnection {
 
   /** The earliest armed timer. */
   nextDeadline(): number {
-    return Math.min(this.rtxAt, this.persistAt, this.delackAt, this.keepaliveAt, this.closeAt);
+    return Math.min(this.rtxAt, this.persistAt, this.delackAt, this.keepaliveAt, this.closeAt, this.trimAt);
   }
 
   /** Moves to CLOSED, releasing buffers and telling the owner (with `error` when abnormal). */
@@ -372,7 +386,7 @@ export class TcpConnection {
     if (this.state === 'CLOSED') return;
     this.state = 'CLOSED';
     this.error = error;
-    this.rtxAt = this.persistAt = this.delackAt = this.keepaliveAt = this.closeAt = NEVER;
+    this.rtxAt = this.persistAt = this.delackAt = this.keepaliveAt = this.closeAt = this.trimAt = NEVER;
     this.sendBuffer.clear();
     this.ooo.clear();
     this.scoreboard.reset();

@@ -1,7 +1,8 @@
 /**
  * The connection's timers, as data on the connection and run by the layer's single heap:
  * retransmission (RFC 6298 §5), persist (RFC 9293 §3.8.6.1), delayed ACK (§3.8.6.3), keepalive
- * (RFC 1122 §4.2.3.6), the user timeout (RFC 9293 §3.8.3 R2), TIME-WAIT, and the SYN decision.
+ * (RFC 1122 §4.2.3.6), the user timeout (RFC 9293 §3.8.3 R2), TIME-WAIT, the SYN decision, and
+ * the idle trim of the buffers' blocks (ours, not an RFC's).
  */
 import { seqSub } from '../wire/seq.js';
 import type { TcpConnection } from './connection.js';
@@ -15,6 +16,15 @@ import {
   sendSynAck,
 } from './sender.js';
 import { NEVER } from './state.js';
+
+/**
+ * Quiet time (nothing sent or received, nothing buffered) after which a connection releases its
+ * send and receive buffers' blocks. An idle connection then holds no buffer memory (a few KiB
+ * each, times thousands of held connections); a busy one keeps its blocks, since every exchange
+ * pushes the trim back. Linux's delayed-ACK timer likewise gives back a socket's
+ * unused forward-allocated memory (sk_mem_reclaim).
+ */
+export const IDLE_TRIM_MS = 500;
 
 /** Runs every timer of `c` that is due at `now`. */
 export function runTimers(c: TcpConnection, now: number): void {
@@ -57,6 +67,28 @@ export function runTimers(c: TcpConnection, now: number): void {
     c.keepaliveAt = NEVER;
     keepalive(c, now);
   }
+  if (c.trimAt <= now) {
+    c.trimAt = NEVER;
+    idleTrim(c, now);
+  }
+}
+
+/**
+ * Releases the empty buffers' blocks once the connection has been quiet for IDLE_TRIM_MS: both
+ * buffers empty and nothing in flight. Otherwise it looks again IDLE_TRIM_MS after the last
+ * activity, while some block is still held (the owner re-arms it when it writes or reads again).
+ */
+function idleTrim(c: TcpConnection, now: number): void {
+  const send = c.sendBuffer;
+  const recv = c.recvBuffer;
+  if (send.storageBytes === 0 && recv.storageBytes === 0) return;
+  const quietAt = Math.max(c.lastReceiveAt, c.lastSendAt) + IDLE_TRIM_MS;
+  if (quietAt <= now && send.length === 0 && recv.length === 0 && c.sndUna === c.sndMax) {
+    send.trim();
+    recv.trim();
+    return;
+  }
+  c.trimAt = quietAt > now ? quietAt : now + IDLE_TRIM_MS;
 }
 
 /** RFC 6298 §5.4-5.7: back off, collapse the window, and resend from SND.UNA (go-back-N). */
