@@ -24,6 +24,14 @@ import { emitIpv6FragmentHeader } from '../wire/ipv6-ext.js';
 export type Transmit = (packet: Uint8Array, meta: TxMeta) => void;
 
 const IPV6_FRAGMENT_HEADER_LENGTH = 8;
+/**
+ * Packets from `allocate` rotate through this many scratch buffers, so a packet stays valid until
+ * this many more are allocated: enough for the longest chain the stack builds (an ICMP error
+ * quoting a rebuilt packet holds two), and no allocation or garbage per packet sent.
+ */
+const POOL_SLOTS = 4;
+/** Smallest scratch buffer (grown to the largest packet seen in its slot). */
+const POOL_MIN_BYTES = 2048;
 /** Offset of the checksum field in a TCP header (RFC 9293 §3.1). */
 const TCP_CHECKSUM_OFFSET = 16;
 
@@ -44,6 +52,9 @@ export class IpOutput {
   private ipv4Identification: number;
   /** The metadata every packet goes out with (reused). */
   private readonly meta = new TxMeta();
+  /** Scratch buffers `allocate` builds packets in, in rotation (see POOL_SLOTS). */
+  private readonly pool: Uint8Array[] = [];
+  private poolNext = 0;
 
   constructor(
     private readonly transmit: Transmit,
@@ -75,14 +86,35 @@ export class IpOutput {
     return headroom === 0 ? new Uint8Array(length) : new Uint8Array(headroom + length).subarray(headroom);
   }
 
+  /**
+   * A zeroed packet of `length` bytes with `txHeadroom` free bytes in front, in the next scratch
+   * buffer of the rotation: valid until POOL_SLOTS more packets are allocated. Devices copy or
+   * write synchronously (the Device contract), so a sent packet's buffer is free again.
+   */
+  private pooledPacket(length: number): Uint8Array {
+    const headroom = this.options.txHeadroom;
+    const need = headroom + length;
+    const i = this.poolNext;
+    this.poolNext = i + 1 === POOL_SLOTS ? 0 : i + 1;
+    let slot = this.pool[i];
+    if (slot === undefined || slot.length < need) {
+      slot = new Uint8Array(Math.max(need, POOL_MIN_BYTES));
+      this.pool[i] = slot;
+    }
+    const packet = slot.subarray(headroom, need);
+    packet.fill(0);
+    return packet;
+  }
+
   /** The IP header length for an address family, chosen by address length. */
   static headerLength(src: Uint8Array): number {
     return src.length === 4 ? IPV4_HEADER_LENGTH : IPV6_HEADER_LENGTH;
   }
 
   /**
-   * A new packet from `src` to `dst` with its IP header written and `payloadLength` bytes of room
-   * after it (at `IpOutput.headerLength(src)`), allocated once at its total length.
+   * A packet from `src` to `dst` with its IP header written and `payloadLength` bytes of room
+   * after it (at `IpOutput.headerLength(src)`). It lives in a reused scratch buffer: fill it and
+   * send it (or copy it) before POOL_SLOTS more packets are allocated.
    */
   allocate(src: Uint8Array, dst: Uint8Array, protocol: number, payloadLength: number): Uint8Array {
     const ttl = this.options.defaultTtl;
@@ -98,7 +130,7 @@ export class IpOutput {
         dscp: 0,
         ecn: 0,
       };
-      const buf = this.newPacket(Ipv4Repr.length(repr));
+      const buf = this.pooledPacket(Ipv4Repr.length(repr));
       Ipv4Repr.emit(repr, buf);
       return buf;
     }
@@ -111,7 +143,7 @@ export class IpOutput {
       trafficClass: 0,
       flowLabel: 0,
     };
-    const buf = this.newPacket(Ipv6Repr.length(repr));
+    const buf = this.pooledPacket(Ipv6Repr.length(repr));
     Ipv6Repr.emit(repr, buf);
     return buf;
   }
