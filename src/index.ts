@@ -6,6 +6,11 @@ export * from './dns/index.js';
 export { LOG_LEVELS, Logger, type LogLevel } from './log.js';
 export * from './proxy/index.js';
 export {
+  SocketOptionError,
+  setUpstreamSocketOptions,
+  type UpstreamSocketOptions,
+} from './proxy/socket-options.js';
+export {
   DnsOverTcp,
   DnsOverTcpError,
   type DnsOverTcpOptions,
@@ -28,6 +33,8 @@ export {
   type UdpRelayOptions,
   type UdpRelayStats,
 } from './relay/udp-relay.js';
+export { AutoRoute, type AutoRouteOptions } from './route/auto-route.js';
+export { DEFAULT_EXCLUDES, planRoutes, type RouteConfig, RouteError, type RoutePlan } from './route/plan.js';
 export {
   cryptoRandom,
   type RuntimeOptions,
