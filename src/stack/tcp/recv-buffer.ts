@@ -124,7 +124,10 @@ export class RecvBuffer {
     return block.subarray(pos, end);
   }
 
-  /** Releases the storage of an empty buffer (for an idle connection); a no-op while bytes remain. */
+  /**
+   * Releases the storage of an empty buffer (for an idle connection); a no-op while bytes remain.
+   * Block sizes start again from MIN_BLOCK, so a quiet connection's next small segment stays small.
+   */
   trim(): void {
     if (this.#length !== 0) return;
     this.#blocks.length = 0;
@@ -132,6 +135,7 @@ export class RecvBuffer {
     this.#head = 0;
     this.#readPos = 0;
     this.#storage = 0;
+    this.#blockHint = MIN_BLOCK;
   }
 
   #dropHead(): void {

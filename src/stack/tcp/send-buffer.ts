@@ -172,11 +172,15 @@ export class SendBuffer {
     this.#storage = 0;
   }
 
-  /** Releases the storage of an empty buffer (for an idle connection); a no-op while bytes remain. */
+  /**
+   * Releases the storage of an empty buffer (for an idle connection); a no-op while bytes remain.
+   * Block sizes start again from MIN_BLOCK, so a quiet connection's next small write stays small.
+   */
   trim(): void {
     if (this.#end !== this.#base) return;
     this.#spare = undefined;
     this.#storage = 0;
+    this.#blockHint = MIN_BLOCK;
   }
 
   #reset(): void {

@@ -5,6 +5,7 @@
  * in virtual time; no RSS is measured here (see test/memory/idle-footprint.mjs for that).
  */
 import { describe, expect, it } from 'vitest';
+import { MIN_BLOCK } from '../../../src/stack/tcp/blocks.js';
 import type { TcpConnection } from '../../../src/stack/tcp/connection.js';
 import { IDLE_TRIM_MS } from '../../../src/stack/tcp/timers.js';
 import { pattern } from '../stack/packets.js';
@@ -72,6 +73,31 @@ describe('idle trim of the buffers', () => {
     expect(Buffer.concat(out)).toEqual(Buffer.from(data));
     p.advance(IDLE_TRIM_MS);
     expect(held(c)).toBe(0);
+  });
+
+  it('starts block sizes again from MIN_BLOCK after a trim: a quiet connection stays small', () => {
+    const p = TcpPeer.create();
+    const c = echoed(p);
+    // Grow both buffers' block sizes with a burst each way.
+    const data = pattern(1460);
+    for (let i = 0; i < 40; i++) {
+      p.send({ data });
+      while (p.appRead() !== undefined);
+    }
+    for (let i = 0; i < 40; i++) {
+      p.appWrite(data);
+      p.segments();
+      p.send({});
+    }
+    p.advance(IDLE_TRIM_MS);
+    expect(held(c)).toBe(0);
+    // One small exchange after the quiet period costs one first-size block per buffer.
+    p.send({ data: 'z' });
+    p.appWrite(p.appRead()!);
+    p.segments();
+    p.send({});
+    expect(c.recvBuffer.storageBytes).toBe(MIN_BLOCK);
+    expect(c.sendBuffer.storageBytes).toBe(MIN_BLOCK);
   });
 
   it('waits for quiet: a connection exchanging more often than IDLE_TRIM_MS keeps its blocks', () => {
