@@ -13,7 +13,7 @@ import { setUpstreamSocketOptions, type UpstreamSocketOptions } from './proxy/so
 import { createUdpDialer, type UdpDialer } from './proxy/udp.js';
 import { type ProxyConfig, parseProxyUrl, redactProxyUrl } from './proxy/url.js';
 import { TcpRelay, type TcpRelayOptions, type TcpRelayStats } from './relay/tcp-relay.js';
-import { UdpRelay, type UdpRelayOptions, type UdpRelayStats } from './relay/udp-relay.js';
+import { newUdpRelayStats, UdpRelay, type UdpRelayOptions, type UdpRelayStats } from './relay/udp-relay.js';
 import { type RuntimeOptions, StackRuntime } from './runtime.js';
 import type { Device } from './tun/device.js';
 
@@ -173,17 +173,7 @@ export class Tun2Socks {
     const none = { open: 0, total: 0, bytesUp: 0, bytesDown: 0, failed: {} };
     return {
       tcp: this.tcpRelay?.stats ?? none,
-      udp: this.udpRelay?.stats ?? {
-        flowsOpen: 0,
-        flowsTotal: 0,
-        datagramsUp: 0,
-        datagramsDown: 0,
-        bytesUp: 0,
-        bytesDown: 0,
-        associations: 0,
-        dnsOverTcp: 0,
-        dropped: {},
-      },
+      udp: this.udpRelay?.stats ?? newUdpRelayStats(),
       stack: this.runtime.stack.stats.snapshot(),
       device: { ...this.options.device.stats } as Record<string, number>,
       ...(this.dns !== undefined ? { dns: this.dns.stats } : {}),

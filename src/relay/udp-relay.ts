@@ -147,10 +147,9 @@ function endpointKey(host: string, port: number): string {
   return `${canonicalHost(host)}|${port}`;
 }
 
-/** Relays the runtime's UDP flows through a UdpDialer (and DNS over TCP through a Dialer). */
-export class UdpRelay {
-  /** Counters, updated live. */
-  readonly stats: UdpRelayStats = {
+/** Zeroed UdpRelayStats. */
+export function newUdpRelayStats(): UdpRelayStats {
+  return {
     flowsOpen: 0,
     flowsTotal: 0,
     datagramsUp: 0,
@@ -161,6 +160,12 @@ export class UdpRelay {
     dnsOverTcp: 0,
     dropped: {},
   };
+}
+
+/** Relays the runtime's UDP flows through a UdpDialer (and DNS over TCP through a Dialer). */
+export class UdpRelay {
+  /** Counters, updated live. */
+  readonly stats: UdpRelayStats = newUdpRelayStats();
   private readonly flows = new Set<FlowState>();
   private readonly loopKeys: Set<string>;
   private readonly dialTimeoutMs: number;
