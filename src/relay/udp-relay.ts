@@ -3,118 +3,46 @@
  * UDP ASSOCIATE or direct), opened on the flow's first datagram and re-opened on demand after it
  * dies. Every datagram of the flow goes to its own destination through the association, and every
  * reply comes back from whichever remote sent it (full cone). When the proxy has no UDP, DNS
- * (port 53) is carried over TCP through the TCP dialer and other datagrams are dropped.
+ * (port 53) is carried over TCP through the TCP dialer and other datagrams are dropped. Its
+ * options, counters and defaults are in udp-relay-types.ts.
  */
-import type { Logger } from '../log.js';
 import { canonicalHost } from '../proxy/address.js';
-import { DEFAULT_DIAL_TIMEOUT_MS, type Destination, type Dialer } from '../proxy/dialer.js';
+import { DEFAULT_DIAL_TIMEOUT_MS, type Destination } from '../proxy/dialer.js';
 import { DialError } from '../proxy/errors.js';
 import { isUdpUnsupported } from '../proxy/socks5-udp.js';
-import type { UdpAssociation, UdpDialer, UdpDropReason, UdpEndpoint } from '../proxy/udp.js';
+import type { UdpAssociation, UdpDropReason, UdpEndpoint } from '../proxy/udp.js';
 import { DnsOverTcp, DnsOverTcpError } from './dns-over-tcp.js';
+import {
+  DEFAULT_UDP_QUEUE_BYTES,
+  DEFAULT_UDP_QUEUE_DATAGRAMS,
+  DNS_PORT,
+  newUdpRelayStats,
+  type RelayUdpFlow,
+  type UdpFlowSource,
+  type UdpRelayOptions,
+  type UdpRelayStats,
+} from './udp-relay-types.js';
 
-/** Datagrams held per flow while its association opens; more are dropped ('queue-full'). */
-export const DEFAULT_UDP_QUEUE_DATAGRAMS = 64;
-/** Payload bytes held per flow while its association opens; more are dropped ('queue-full'). */
-export const DEFAULT_UDP_QUEUE_BYTES = 256 * 1024;
-/** The DNS port (RFC 1035 §4.2.1). */
-export const DNS_PORT = 53;
+export {
+  DEFAULT_UDP_QUEUE_BYTES,
+  DEFAULT_UDP_QUEUE_DATAGRAMS,
+  DNS_PORT,
+  newUdpRelayStats,
+  type RelayUdpFlow,
+  type UdpFlowSource,
+  type UdpLocalService,
+  type UdpRelayOptions,
+  type UdpRelayStats,
+} from './udp-relay-types.js';
+
+/** Destinations the flow sent to by name, kept per flow to present replies as from the fake address. */
+const NAMED_PORTS_MAX = 256;
 /** A repeated warning (same key) is logged at most once per this period. */
 const LOG_EVERY_MS = 60_000;
 /** Keys remembered by the warning rate limiter before it starts over. */
 const LOG_KEYS_MAX = 1024;
 
-/** The client flow the relay works on; the runtime's UdpFlow (src/udp-flow.ts) satisfies it. */
-export interface RelayUdpFlow {
-  readonly clientAddress: string;
-  readonly clientPort: number;
-  readonly family: 'IPv4' | 'IPv6';
-  readonly closed: boolean;
-  /** Sends a datagram to the client as if from `from`; false when dropped. */
-  send(payload: Uint8Array, from: UdpEndpoint): boolean;
-  /** ICMP port unreachable to the client about a datagram it sent to `destination`. */
-  unreachable(destination: UdpEndpoint): void;
-  /** Ends the flow ('close' follows). */
-  close(): void;
-  on(event: 'datagram', listener: (payload: Buffer, destination: UdpEndpoint) => void): unknown;
-  on(event: 'close', listener: (reason?: string) => void): unknown;
-}
-
-/**
- * A service of the stack itself for UDP (the DNS server): gets each datagram sent to its
- * destination and may answer through `reply`, which sends from that destination to the client.
- */
-export type UdpLocalService = (payload: Buffer, reply: (answer: Uint8Array) => void) => void;
-
-/** Destinations the flow sent to by name, kept per flow to present replies as from the fake address. */
-const NAMED_PORTS_MAX = 256;
-
-/** What attach() needs from the runtime: StackRuntime.onUdpFlow. */
-export interface UdpFlowSource {
-  onUdpFlow(handler: ((flow: RelayUdpFlow) => void) | undefined): void;
-}
-
-/** Options of a UdpRelay. */
-export interface UdpRelayOptions {
-  /** Opens associations; undefined when the proxy has no UDP (SOCKS4, HTTP, reject). */
-  readonly udpDialer: UdpDialer | undefined;
-  /** The TCP dialer, for DNS over TCP. */
-  readonly dialer: Dialer;
-  /**
-   * DNS (port 53) over TCP: 'auto' (default) when the proxy has no UDP (udpDialer undefined, or
-   * its ASSOCIATE refused as unsupported), 'always' for every DNS datagram, 'never' at all.
-   */
-  readonly dnsOverTcp?: 'auto' | 'always' | 'never';
-  /** Logger; default silent. */
-  readonly log?: Logger;
-  /** Dial and ASSOCIATE timeout; default DEFAULT_DIAL_TIMEOUT_MS. */
-  readonly dialTimeoutMs?: number;
-  /** Destinations never relayed (the proxy itself); dropped as 'loop'. */
-  readonly loopGuard?: readonly Destination[];
-  /** Per-flow queue while an association opens; default DEFAULT_UDP_QUEUE_DATAGRAMS. */
-  readonly queueDatagrams?: number;
-  /** Per-flow queued payload bytes; default DEFAULT_UDP_QUEUE_BYTES. */
-  readonly queueBytes?: number;
-  /**
-   * Maps each datagram's destination to the one sent to (fake-IP: a fake address becomes its
-   * name, resolved at the proxy). Undefined drops the datagram ('fake-unmapped') with an ICMP
-   * port unreachable. Replies from the resolved remote whose port matches a named destination's
-   * are presented to the client as from the fake address (unless the client also sent to that
-   * remote address directly). Default: send where the client sent.
-   */
-  readonly resolveDestination?: (dst: Destination) => Destination | undefined;
-  /** A service of the stack itself for a destination (the DNS server): its datagrams go there, not upstream. */
-  readonly localService?: (dst: Destination) => UdpLocalService | undefined;
-}
-
-/**
- * Counters of a UdpRelay. `dropped` reasons: 'loop', 'no-udp', 'queue-full', 'associate-failed',
- * 'reply-rejected' (the flow refused a reply: closed, wrong family), 'dns-dial-failed',
- * 'dns-timeout', 'dns-busy', 'dns-malformed', 'dns-closed', 'fake-unmapped' (a fake address
- * with no name, see resolveDestination), and the associations' own
- * ('socks5-udp-fragment', 'socks5-udp-malformed').
- */
-export interface UdpRelayStats {
-  /** Flows being relayed now. */
-  flowsOpen: number;
-  /** Flows seen since the relay was created. */
-  flowsTotal: number;
-  /** Datagrams from clients. */
-  datagramsUp: number;
-  /** Datagrams delivered to clients. */
-  datagramsDown: number;
-  /** Payload bytes from clients. */
-  bytesUp: number;
-  /** Payload bytes delivered to clients. */
-  bytesDown: number;
-  /** Associations opened (including re-opened ones). */
-  associations: number;
-  /** DNS datagrams handed to DNS over TCP (answered or not; failures are in `dropped`). */
-  dnsOverTcp: number;
-  /** Dropped datagrams by reason. */
-  dropped: Record<string, number>;
-}
-
+/** A datagram waiting for its flow's association. */
 interface Queued {
   readonly payload: Buffer;
   /** Where the client sent it. */
@@ -145,21 +73,6 @@ interface FlowState {
 /** An endpoint as a lookup key, addresses in canonical text. */
 function endpointKey(host: string, port: number): string {
   return `${canonicalHost(host)}|${port}`;
-}
-
-/** Zeroed UdpRelayStats. */
-export function newUdpRelayStats(): UdpRelayStats {
-  return {
-    flowsOpen: 0,
-    flowsTotal: 0,
-    datagramsUp: 0,
-    datagramsDown: 0,
-    bytesUp: 0,
-    bytesDown: 0,
-    associations: 0,
-    dnsOverTcp: 0,
-    dropped: {},
-  };
 }
 
 /** Relays the runtime's UDP flows through a UdpDialer (and DNS over TCP through a Dialer). */
