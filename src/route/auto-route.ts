@@ -203,9 +203,10 @@ export class AutoRoute {
     return new AutoRoute(device, options, plan, resolvPath);
   }
 
-  private save(): void {
+  /** What is set up now, and how to undo it. */
+  private currentState(): RouteState {
     const o = this.options;
-    writeState(this.path, {
+    return {
       version: 1,
       device: this.device,
       pid: process.pid,
@@ -215,7 +216,11 @@ export class AutoRoute {
       fwmark: o.fwmark,
       undo: this.undo,
       ...(this.resolv !== undefined ? { resolv: this.resolv } : {}),
-    });
+    };
+  }
+
+  private save(): void {
+    writeState(this.path, this.currentState());
   }
 
   /**
@@ -273,18 +278,7 @@ export class AutoRoute {
         o.log?.warn((err as Error).message);
       }
     }
-    const state: RouteState = {
-      version: 1,
-      device: this.device,
-      pid: process.pid,
-      netns: this.netns,
-      table: o.table,
-      rulePriority: o.rulePriority,
-      fwmark: o.fwmark,
-      undo: this.undo,
-      ...(this.resolv !== undefined ? { resolv: this.resolv } : {}),
-    };
-    replayUndo(state, this.ip, o.log);
+    replayUndo(this.currentState(), this.ip, o.log);
     removeState(this.path);
     o.log?.info('auto-route removed', { device: this.device, commands: this.undo.length });
   }
