@@ -1,7 +1,8 @@
 /**
- * SOCKS5 (RFC 1928, username/password auth RFC 1929) and SOCKS4/4a dialers over the `socks`
- * package. We open the TCP connection to the proxy ourselves, so "proxy unreachable" (EPROXY) is
- * told apart from the proxy's own replies, and hand the socket to `socks` for the handshake.
+ * SOCKS5 (RFC 1928, username/password auth RFC 1929) and SOCKS4/4a dialers. We open the TCP
+ * connection to the proxy ourselves, so "proxy unreachable" (EPROXY) is told apart from the
+ * proxy's own replies; SOCKS5 then runs our own handshake (socks5-handshake.ts), SOCKS4/4a the
+ * `socks` package's.
  */
 import * as dns from 'node:dns/promises';
 import * as net from 'node:net';
@@ -10,31 +11,10 @@ import { type DialContext, proxyErrorCode, runDial, tcpConnect } from './dial.js
 import type { Destination, Dialer, DialOptions } from './dialer.js';
 import { formatDestination } from './dialer.js';
 import { DialError, type DialErrorCode } from './errors.js';
+import { socks5Handshake, socks5ReplyCode } from './socks5-handshake.js';
 import type { ProxyServerConfig } from './url.js';
 
-/**
- * SOCKS5 reply field (RFC 1928 §6) to dial code:
- * 01 general failure → EPROXY; 02 not allowed by ruleset → ECONNREFUSED (the relay answers with
- * a reset, as for a refusal); 03 network unreachable → ENETUNREACH; 04 host unreachable →
- * EHOSTUNREACH; 05 connection refused → ECONNREFUSED; 06 TTL expired → ETIMEDOUT (microsocks and
- * others send it when their own connect timed out); 07 command / 08 address type not supported
- * and anything unassigned → EPROXY.
- */
-export function socks5ReplyCode(rep: number): DialErrorCode {
-  switch (rep) {
-    case 0x02:
-    case 0x05:
-      return 'ECONNREFUSED';
-    case 0x03:
-      return 'ENETUNREACH';
-    case 0x04:
-      return 'EHOSTUNREACH';
-    case 0x06:
-      return 'ETIMEDOUT';
-    default:
-      return 'EPROXY';
-  }
-}
+export { socks5ReplyCode } from './socks5-handshake.js';
 
 /**
  * SOCKS4 reply code (SOCKS4 protocol, "CD" field) to dial code: 91 (0x5B) rejected or failed →
@@ -141,21 +121,21 @@ async function handshake(ctx: DialContext, config: SocksConfig, dst: Destination
   }
   const socket = await tcpConnect(ctx, config.host, config.port, proxyErrorCode, 'proxy unreachable');
   if (ctx.settled) return socket;
-  const proxy: SocksProxy =
-    config.kind === 'socks5'
-      ? {
-          host: config.host,
-          port: config.port,
-          type: 5,
-          ...(config.username !== undefined ? { userId: config.username } : {}),
-          ...(config.password !== undefined ? { password: config.password } : {}),
-        }
-      : {
-          host: config.host,
-          port: config.port,
-          type: 4,
-          ...(config.username !== undefined ? { userId: config.username } : {}),
-        };
+  if (config.kind === 'socks5') {
+    const { username, password } = config;
+    await socks5Handshake(
+      socket,
+      { command: 'connect', host, port: dst.port, username, password },
+      `CONNECT to ${what}`,
+    );
+    return socket;
+  }
+  const proxy: SocksProxy = {
+    host: config.host,
+    port: config.port,
+    type: 4,
+    ...(config.username !== undefined ? { userId: config.username } : {}),
+  };
   try {
     const { socket: established } = await SocksClient.createConnection({
       proxy,

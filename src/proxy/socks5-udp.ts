@@ -4,22 +4,21 @@
  * end. The association lives exactly as long as the control connection (§7: "A UDP association
  * terminates when the TCP connection that the UDP ASSOCIATE request arrived on terminates").
  *
- * The handshake goes through the `socks` package; the datagram header is our own codec rather
- * than SocksClient.createUDPFrame/parseUDPFrame, because parseUDPFrame throws on truncated frames
- * (we never throw on a peer's bytes) and returns IPv6 addresses in the uncompressed form.
+ * The handshake is socks5-handshake.ts's; the datagram header is our own codec too rather than
+ * the `socks` package's createUDPFrame/parseUDPFrame, because parseUDPFrame throws on truncated
+ * frames (we never throw on a peer's bytes) and returns IPv6 addresses in the uncompressed form.
  */
 import * as dgram from 'node:dgram';
 import * as dns from 'node:dns/promises';
 import { EventEmitter } from 'node:events';
 import type * as net from 'node:net';
-import { SocksClient, type SocksClientOptions, type SocksProxy, type SocksRemoteHost } from 'socks';
 import { formatAddress, isUnspecified, parseAddress } from '../stack/wire/address.js';
 import { proxyErrorCode, runDial, tcpConnect } from './dial.js';
 import type { Destination, DialOptions } from './dialer.js';
 import { formatDestination } from './dialer.js';
 import { DialError } from './errors.js';
 import { openUdpSocket, upstreamSocketOptions } from './socket-options.js';
-import { socksMessageCode } from './socks.js';
+import { Socks5Error, type Socks5Reply, socks5Handshake } from './socks5-handshake.js';
 import type { UdpAssociation, UdpDialer, UdpDropReason, UdpEndpoint } from './udp.js';
 import type { ProxyServerConfig } from './url.js';
 
@@ -184,30 +183,11 @@ class Socks5UdpAssociation extends EventEmitter implements UdpAssociation {
 
 type Socks5Config = ProxyServerConfig<'socks5'>;
 
-/**
- * Watches the proxy's first bytes so a closed connection can be placed in the handshake: after
- * the method reply (and the RFC 1929 auth reply when one was negotiated) our request is out.
- */
-function watchHandshake(socket: net.Socket): () => boolean {
-  let head = Buffer.alloc(0);
-  const onData = (chunk: Buffer): void => {
-    head = Buffer.concat([head, chunk]).subarray(0, 4);
-    if (head.length >= 4) socket.off('data', onData);
-  };
-  socket.on('data', onData);
-  return () => {
-    const method = head[1];
-    if (method === 0x00) return head.length >= 2;
-    if (method === 0x02) return head.length >= 4 && head[3] === 0x00;
-    return false;
-  };
-}
-
 /** Where datagrams go: the reply's BND.ADDR, or the proxy's own address when that is 0.0.0.0/::. */
-async function relayEndpoint(remote: SocksRemoteHost, control: net.Socket): Promise<UdpEndpoint> {
-  const host = remote.host as string | undefined;
-  const a = host === undefined ? undefined : parseAddress(host);
-  if (host === undefined || (a !== undefined && isUnspecified(a)) || host === '0.0.0.0') {
+async function relayEndpoint(remote: Socks5Reply, control: net.Socket): Promise<UdpEndpoint> {
+  const host = remote.host;
+  const a = parseAddress(host);
+  if (a !== undefined && isUnspecified(a)) {
     return { address: control.remoteAddress ?? '127.0.0.1', port: remote.port };
   }
   if (a !== undefined) return { address: formatAddress(a), port: remote.port };
@@ -238,61 +218,26 @@ function connectUdp(relay: UdpEndpoint): Promise<dgram.Socket> {
   });
 }
 
-/**
- * Runs the handshake with a UDP ASSOCIATE request. SocksClient.createConnection() accepts only
- * CONNECT, so this drives a SocksClient directly, as the package's README shows for ASSOCIATE.
- */
-type SocksClientEstablishedEvent = Awaited<ReturnType<typeof SocksClient.createConnection>>;
-
-function socksAssociate(options: SocksClientOptions): Promise<SocksClientEstablishedEvent> {
-  return new Promise((resolve, reject) => {
-    const client = new SocksClient(options);
-    client.once('established', (info: SocksClientEstablishedEvent) => {
-      client.removeAllListeners();
-      resolve(info);
-    });
-    client.once('error', (err: Error) => {
-      client.removeAllListeners();
-      reject(err);
-    });
-    client.connect(options.existing_socket);
-  });
-}
-
 async function associate(config: Socks5Config, opts: DialOptions | undefined): Promise<UdpAssociation> {
   const what = `UDP ASSOCIATE at ${formatDestination(config)}`;
-  let relay: SocksRemoteHost | undefined;
+  let relay: Socks5Reply | undefined;
   const control = await runDial(opts, what, async (ctx) => {
     const socket = await tcpConnect(ctx, config.host, config.port, proxyErrorCode, 'proxy unreachable');
     if (ctx.settled) return socket;
-    const requestSent = watchHandshake(socket);
-    const proxy: SocksProxy = {
-      host: config.host,
-      port: config.port,
-      type: 5,
-      ...(config.username !== undefined ? { userId: config.username } : {}),
-      ...(config.password !== undefined ? { password: config.password } : {}),
-    };
+    const { username, password } = config;
     try {
-      const info = await socksAssociate({
-        proxy,
-        command: 'associate',
-        // RFC 1928 §7: zeros when the client does not yet know the address it will send from.
-        destination: { host: '0.0.0.0', port: 0 },
-        existing_socket: socket,
-        timeout: ctx.remainingMs(),
-      });
-      relay = info.remoteHost;
-      return info.socket;
+      // RFC 1928 §7: zeros when the client does not yet know the address it will send from.
+      relay = await socks5Handshake(
+        socket,
+        { command: 'associate', host: '0.0.0.0', port: 0, username, password },
+        `UDP ASSOCIATE at ${formatDestination(config)}`,
+      );
+      return socket;
     } catch (err) {
-      // The package's messages come from its fixed table plus a reply name: no credentials.
-      const message = err instanceof Error ? err.message : String(err);
-      const code = socksMessageCode(message);
-      const closed = message === 'Socket closed' || message.includes('ECONNRESET');
-      if (message.endsWith('- CommandNotSupported') || (closed && requestSent())) {
-        throw new UdpUnsupportedError('EPROXY', `${what}: the proxy has no UDP (${message})`);
+      if (err instanceof Socks5Error && (err.rep === 0x07 || (err.closed && err.stage === 'reply'))) {
+        throw new UdpUnsupportedError('EPROXY', `${what}: the proxy has no UDP (${err.message})`);
       }
-      throw new DialError(code, `${what}: ${message}`);
+      throw err;
     }
   });
   try {
