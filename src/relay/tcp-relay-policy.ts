@@ -49,16 +49,19 @@ export function refuse(request: TcpRequest, refusal: ClientRefusal): void {
 /** A set of endpoints (the proxy's own address:port) the relay must never dial through itself. */
 export class LoopGuard {
   private readonly keys: Set<string>;
+  /** The guarded ports: most connections go elsewhere and need no address text at all. */
+  private readonly ports: Set<number>;
 
   constructor(endpoints: readonly Destination[] = []) {
     this.keys = new Set(
       endpoints.map((d) => formatDestination({ host: canonicalHost(d.host), port: d.port })),
     );
+    this.ports = new Set(endpoints.map((d) => d.port));
   }
 
   /** True when `dst` is one of the guarded endpoints. */
   matches(dst: Destination): boolean {
-    if (this.keys.size === 0) return false;
+    if (!this.ports.has(dst.port)) return false;
     return this.keys.has(formatDestination({ host: canonicalHost(dst.host), port: dst.port }));
   }
 }
