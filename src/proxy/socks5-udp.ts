@@ -60,7 +60,10 @@ export type Socks5UdpParseError = 'socks5-udp-malformed';
 
 /** Header bytes before DATA for a destination, or undefined when it cannot be encoded (long name). */
 export function socks5UdpHeaderLength(host: string): number | undefined {
-  const a = parseAddress(host);
+  return headerLength(host, parseAddress(host));
+}
+
+function headerLength(host: string, a: Uint8Array | undefined): number | undefined {
   if (a !== undefined) return 4 + a.length + 2;
   const n = Buffer.byteLength(host);
   return n === 0 || n > 255 ? undefined : 4 + 1 + n + 2;
@@ -71,13 +74,13 @@ export function socks5UdpHeaderLength(host: string): number | undefined {
  * when the host cannot be encoded (a domain name longer than 255 bytes).
  */
 export function encodeSocks5UdpFrame(to: Destination, data: Uint8Array): Buffer | undefined {
-  const headerLength = socks5UdpHeaderLength(to.host);
-  if (headerLength === undefined) return undefined;
-  const b = Buffer.allocUnsafe(headerLength + data.length);
+  const a = parseAddress(to.host);
+  const length = headerLength(to.host, a);
+  if (length === undefined) return undefined;
+  const b = Buffer.allocUnsafe(length + data.length);
   b[0] = 0;
   b[1] = 0;
   b[2] = 0;
-  const a = parseAddress(to.host);
   let o = 4;
   if (a !== undefined) {
     b[3] = a.length === 4 ? ATYP_IPV4 : ATYP_IPV6;

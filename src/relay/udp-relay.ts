@@ -12,6 +12,7 @@ import { DialError } from '../proxy/errors.js';
 import { isUdpUnsupported } from '../proxy/socks5-udp.js';
 import type { UdpAssociation, UdpDropReason, UdpEndpoint } from '../proxy/udp.js';
 import { DnsOverTcp, DnsOverTcpError } from './dns-over-tcp.js';
+import { LoopGuard } from './tcp-relay-policy.js';
 import {
   DEFAULT_UDP_QUEUE_BYTES,
   DEFAULT_UDP_QUEUE_DATAGRAMS,
@@ -80,7 +81,7 @@ export class UdpRelay {
   /** Counters, updated live. */
   readonly stats: UdpRelayStats = newUdpRelayStats();
   private readonly flows = new Set<FlowState>();
-  private readonly loopKeys: Set<string>;
+  private readonly loopGuard: LoopGuard;
   private readonly dialTimeoutMs: number;
   private readonly mode: 'auto' | 'always' | 'never';
   private readonly queueDatagrams: number;
@@ -94,7 +95,7 @@ export class UdpRelay {
   private isClosed = false;
 
   constructor(private readonly options: UdpRelayOptions) {
-    this.loopKeys = new Set((options.loopGuard ?? []).map((d) => endpointKey(d.host, d.port)));
+    this.loopGuard = new LoopGuard(options.loopGuard);
     this.dialTimeoutMs = options.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS;
     this.mode = options.dnsOverTcp ?? 'auto';
     this.queueDatagrams = options.queueDatagrams ?? DEFAULT_UDP_QUEUE_DATAGRAMS;
@@ -159,7 +160,7 @@ export class UdpRelay {
 
   private route(state: FlowState, payload: Buffer, dst: UdpEndpoint): void {
     if (state.closed) return;
-    if (this.loopKeys.size > 0 && this.loopKeys.has(endpointKey(dst.address, dst.port))) {
+    if (this.loopGuard.matches({ host: dst.address, port: dst.port })) {
       this.drop('loop');
       this.warnLimited(`loop|${dst.address}|${dst.port}`, 'UDP to the proxy itself dropped', dst);
       return;
