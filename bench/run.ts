@@ -9,7 +9,8 @@
  *   - iperf3 TCP upload and download, 1 and 8 streams, per tun2socks configuration (MTU 1500,
  *     with offload when the command has --offload, and --mtu 65000);
  *   - serial new connections per second (connect, 64-byte request, response, server's FIN, close);
- *   - 64-byte request-response latency p50/p99 on one connection;
+ *   - 64-byte request-response latency p50/p99 on one connection, plus the SOCKS-only path through
+ *     one extra socat hop (C, plain sockets) as the floor of what any relay process adds here;
  *   - serial UDP request-response rate (through UDP ASSOCIATE on the SOCKS paths);
  *   - peak RSS (VmHWM) of each tun2socks, and its RSS per idle connection over --idle connections.
  * Prints a table (metric | direct | socks-only | tun2socks | ratios | target | met?) and writes it
@@ -214,8 +215,11 @@ async function relay(args: Args, rows: Row[], configs: TunConfig[]): Promise<Rec
       });
     }
     if (args.only.has('rr')) {
+      // The reference hop (socat) for the round trip: what one extra relay process costs here.
+      const hop = await site.startHop();
+      const rrPaths: BenchPath[] = hop ? [...paths, { kind: 'hop' }] : paths;
       for (let run = 0; run < args.runs; run++)
-        for (const p of paths) {
+        for (const p of rrPaths) {
           const r = await client(site, p, 'rr', { seconds: 30, count: args.rrCount });
           progress(`run ${run + 1}/${args.runs} 64 B round trip ${key(p)}: p50 ${r?.p50Us?.toFixed(1)} us`);
           s.add(`p50|${p.kind}`, r?.p50Us ?? Number.NaN);
@@ -229,6 +233,12 @@ async function relay(args: Args, rows: Row[], configs: TunConfig[]): Promise<Rec
           socks: s.median(`${q}|socks`),
           tun: s.median(`${q}|tun`),
           ...(q === 'p50' ? { target: { kind: 'added-over-socks', max: 60 } as const } : {}),
+        });
+      if (hop)
+        rows.push({
+          metric: '64 B request-response p50, SOCKS-only + one socat hop (reference floor)',
+          unit: 'us',
+          socks: s.median('p50|hop'),
         });
     }
     if (args.only.has('udp')) {

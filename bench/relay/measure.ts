@@ -18,6 +18,8 @@ import {
   type BenchSite,
   CLIENT_JS,
   DANTED_PORT,
+  HOP_PORT,
+  HOP_V4,
   PROXY_V4,
   SERVER_DIRECT,
   SERVER_SOCKS,
@@ -25,13 +27,20 @@ import {
 } from './site.js';
 import type { TunProcess } from './tun-process.js';
 
-/** The path a measurement takes: the kernel's, the client's own SOCKS, or a tun2socks lane. */
-export type BenchPath = { kind: 'direct' } | { kind: 'socks' } | { kind: 'tun'; tun: TunProcess };
+/**
+ * The path a measurement takes: the kernel's, the client's own SOCKS, the client's own SOCKS
+ * through the reference hop (socat), or a tun2socks lane.
+ */
+export type BenchPath =
+  | { kind: 'direct' }
+  | { kind: 'socks' }
+  | { kind: 'hop' }
+  | { kind: 'tun'; tun: TunProcess };
 
 /** The server address a client uses on `path`. */
 export function targetOf(path: BenchPath): string {
   if (path.kind === 'direct') return SERVER_DIRECT;
-  if (path.kind === 'socks') return SERVER_SOCKS;
+  if (path.kind === 'socks' || path.kind === 'hop') return SERVER_SOCKS;
   return path.tun.target;
 }
 
@@ -116,6 +125,7 @@ export async function client(
   args.push('--seconds', String(run.seconds));
   if (run.count !== undefined) args.push('--count', String(run.count));
   if (path.kind === 'socks') args.push('--socks', `${PROXY_V4}:${DANTED_PORT}`);
+  if (path.kind === 'hop') args.push('--socks', `${HOP_V4}:${HOP_PORT}`);
   const what = `client ${mode} ${path.kind}`;
   const r = await site.client
     .exec('sh', ['-c', WITH_FDS, 'sh', 'node', ...args], {

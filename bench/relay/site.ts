@@ -44,6 +44,14 @@ export const serverForLane = (n: number): string => `198.18.32.${10 + n}`;
 /** Lanes available (one TUN each). */
 export const MAX_LANES = 16;
 
+/**
+ * The reference hop: socat (C) in the client namespace relaying TCP to danted, so a SOCKS client
+ * pointed at it pays one extra user-space hop over plain sockets, no TUN and no stack: the floor
+ * of what any relay process adds to a round trip on this machine.
+ */
+export const HOP_V4 = '198.18.30.1';
+export const HOP_PORT = 1081;
+
 /** Programs the benchmark runs besides `ip` and node. */
 export const TOOLS = ['danted', 'iperf3', 'proxychains4'] as const;
 
@@ -162,6 +170,21 @@ export class BenchSite {
     }
     this.startIperfServer();
     await this.server.waitForTcpPort(IPERF_PORT, 10_000);
+  }
+
+  /** Starts the reference hop (socat) unless socat is missing; true when it listens. */
+  async startHop(): Promise<boolean> {
+    if (findExecutable('socat') === undefined) return false;
+    this.client.spawn(
+      'socat',
+      [
+        `TCP-LISTEN:${HOP_PORT},bind=${HOP_V4},fork,reuseaddr,nodelay`,
+        `TCP:${PROXY_V4}:${DANTED_PORT},nodelay`,
+      ],
+      { stdio: 'ignore' },
+    );
+    await this.client.waitForTcpPort(HOP_PORT, 10_000);
+    return true;
   }
 
   /** A unique interface name for a TUN (the test bed's naming). */
