@@ -156,6 +156,16 @@ export class TcpConnection {
   ackNow = false;
   /** Full-sized segments received since our last ACK (ACK every second one, RFC 9293 §3.8.6.3). */
   unackedSegments = 0;
+  /** In-order data segments received, counted up to QUICK_ACK_SEGMENTS (quick-ACK mode until then). */
+  dataSegmentsIn = 0;
+  /** When in-order data last arrived (ms). */
+  lastDataInAt = Number.NEGATIVE_INFINITY;
+  /**
+   * Interactive (Linux's "pingpong") mode: we answered the peer's data with data of our own within
+   * the delayed-ACK time, so a small segment waits for the answer to carry its ACK. Left when the
+   * delayed-ACK timer has to send a pure ACK after all.
+   */
+  interactive = false;
   /** Receive-buffer auto-tuning: bytes read by the owner at the start of the current RTT. */
   tuneReadMark = 0;
   tuneAt = 0;

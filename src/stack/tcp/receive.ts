@@ -9,6 +9,9 @@ import type { TcpConnection } from './connection.js';
 import { tsNow } from './sender.js';
 import { NEVER, TcpEvent } from './state.js';
 
+/** In-order data segments always ACKed at once when small (Linux's TCP_MAX_QUICKACKS). */
+export const QUICK_ACK_SEGMENTS = 16;
+
 /** In-order data goes to the receive buffer (then queued data it joins); the rest waits in the queue. */
 export function receiveData(
   c: TcpConnection,
@@ -43,10 +46,16 @@ export function receiveData(
   c.ctx.notify(c, TcpEvent.READABLE);
   // RFC 9293 §3.8.6.3: ACK at least every second full-sized segment, else within the delay. A
   // segment under half an MSS is ACKed at once: its sender is likely a Nagle-ing writer waiting
-  // for this ACK to send more (Linux gets the same effect from its quick-ACK mode). A segment
-  // longer than the MSS is a super-segment from an offloading kernel (GSO): it stands for many
-  // full-sized segments, so it is ACKed at once too (Linux's "more than one full frame" rule).
-  if (++c.unackedSegments >= 2 || payload.length < c.rcvMss / 2 || payload.length > c.rcvMss) c.ackNow = true;
+  // for this ACK to send more. Not so in interactive mode once past the first QUICK_ACK_SEGMENTS
+  // (Linux's quick-ACK count): there our answer is due shortly and carries the ACK, which spares a
+  // device write per request-response exchange; a late answer ends interactive mode (timers.ts).
+  // A segment longer than the MSS is a super-segment from an offloading kernel (GSO): it stands
+  // for many full-sized segments, so it is ACKed at once too (Linux's "more than one full frame").
+  const quick = c.dataSegmentsIn < QUICK_ACK_SEGMENTS;
+  if (quick) c.dataSegmentsIn++;
+  c.lastDataInAt = now;
+  const small = payload.length < c.rcvMss / 2 && (quick || !c.interactive);
+  if (++c.unackedSegments >= 2 || small || payload.length > c.rcvMss) c.ackNow = true;
   if (c.ackNow) c.ctx.wantOutput(c);
   else if (c.delackAt === NEVER) {
     c.delackAt = now + c.ctx.config.delayedAckMs;

@@ -103,6 +103,8 @@ export function sendSegment(
     output.send(packet);
   }
   ctx.stats.tcpSegmentsSent++;
+  // Data sent within the delayed-ACK time of the peer's last data answers it: interactive mode.
+  if (dataLength > 0 && now - c.lastDataInAt < ctx.config.delayedAckMs) c.interactive = true;
   if ((flags & TcpFlags.ACK) !== 0) {
     c.lastAckSent = c.rcvNxt;
     c.ackNow = false;

@@ -61,7 +61,11 @@ export function runTimers(c: TcpConnection, now: number): void {
   }
   if (c.delackAt <= now) {
     c.delackAt = NEVER;
-    if (c.state !== 'TIME-WAIT' && c.lastAckSent !== c.rcvNxt) sendAck(c, now);
+    if (c.state !== 'TIME-WAIT' && c.lastAckSent !== c.rcvNxt) {
+      // No answer carried the ACK in time: not interactive after all (Linux leaves pingpong here).
+      c.interactive = false;
+      sendAck(c, now);
+    }
   }
   if (c.keepaliveAt <= now) {
     c.keepaliveAt = NEVER;

@@ -1,10 +1,12 @@
 /**
  * When the stack acknowledges, as packet traces (RFC 9293 §3.8.6.3, RFC 5681 §4.2): every second
  * full-sized segment at once, a lone one after delayedAckMs, out-of-order data and the segment
- * that fills a hole at once, and one ACK for a batch of segments handled in one flush.
+ * that fills a hole at once, one ACK for a batch of segments handled in one flush, and small
+ * segments at once except in interactive mode past the quick-ACK count.
  */
 import { describe, expect, it } from 'vitest';
 import type { StackOptions } from '../../../src/stack/options.js';
+import { QUICK_ACK_SEGMENTS } from '../../../src/stack/tcp/receive.js';
 import { pattern } from '../stack/packets.js';
 import { type SynSpec, TcpPeer } from './harness.js';
 
@@ -132,5 +134,58 @@ describe('delayed ACK', () => {
     });
     p.expectSegment({ ack: irs1, sack: [[irs1 + FULL, irs1 + 4 * FULL]] });
     p.expectNoSegment();
+  });
+});
+
+describe('interactive mode (Linux "pingpong")', () => {
+  /** The peer's small request. */
+  function request(p: TcpPeer, i: number): void {
+    p.send({ data: `request ${i}` });
+  }
+
+  it('after 16 quick ACKs, a small request in a request-response exchange waits for the answer to carry its ACK', () => {
+    const { p, una } = open();
+    let seq = una;
+    for (let i = 0; i < QUICK_ACK_SEGMENTS; i++) {
+      request(p, i);
+      p.expectSegment({ flags: 'ack', ack: p.seq, len: 0 }); // quick-ACK mode
+      p.advance(1);
+      p.appWrite(`answer ${i}`);
+      p.expectSegment({ flags: 'psh|ack', seq, data: `answer ${i}` });
+      seq += `answer ${i}`.length;
+    }
+    request(p, 16);
+    p.expectNoSegment();
+    p.advance(1);
+    p.appWrite('answer 16');
+    p.expectSegment({ flags: 'psh|ack', seq, ack: p.seq, data: 'answer 16' });
+    p.advance(100);
+    p.expectNoSegment();
+  });
+
+  it('an answer later than the delayed-ACK time ends interactive mode: small segments are ACKed at once again', () => {
+    const { p } = open();
+    for (let i = 0; i < QUICK_ACK_SEGMENTS; i++) {
+      request(p, i);
+      p.expectSegment({ flags: 'ack', len: 0 });
+      p.appWrite(`answer ${i}`);
+      p.expectSegment({ data: `answer ${i}` });
+    }
+    request(p, 16);
+    p.expectNoSegment();
+    p.advance(40);
+    p.expectSegment({ flags: 'ack', ack: p.seq, len: 0 });
+    // A Nagle-limited writer's next piece is not kept waiting.
+    p.send({ data: 'more' });
+    p.expectSegment({ flags: 'ack', ack: p.seq, len: 0 });
+  });
+
+  it('a peer that only sends (we never answer) gets every small segment ACKed at once', () => {
+    const { p } = open();
+    for (let i = 0; i < 3 * QUICK_ACK_SEGMENTS; i++) {
+      p.send({ data: `piece ${i}` });
+      p.expectSegment({ flags: 'ack', ack: p.seq, len: 0 });
+      p.advance(5);
+    }
   });
 });
