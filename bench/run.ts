@@ -7,7 +7,7 @@
  * proxychains4 for iperf3, the `socks` package in client.js) and tun2socks (the same clients,
  * plain, routed into a TUN run by the real command):
  *   - iperf3 TCP upload and download, 1 and 8 streams, per tun2socks configuration (MTU 1500,
- *     with offload when the command has --offload, and --mtu 65000);
+ *     with offload when the command has --offload, --mtu 65000, and --multi-queue 2);
  *   - serial new connections per second (connect, 64-byte request, response, server's FIN, close);
  *   - 64-byte request-response latency p50/p99 on one connection, plus the SOCKS-only path through
  *     one extra socat hop (C, plain sockets) as the floor of what any relay process adds here;
@@ -122,12 +122,14 @@ function tunConfigs(offload: boolean): TunConfig[] {
     { label: 'mtu 1500 offload', mtu: 1500, offload: 'auto' },
     { label: 'mtu 1500 no offload', mtu: 1500, offload: 'off' },
     { label: 'mtu 65000 no offload', mtu: 65000, offload: 'off' },
+    // Every core: the kernel spreads flows over the queues, one worker thread and stack each.
+    { label: 'mtu 1500 offload, 2 queues', mtu: 1500, offload: 'auto', multiQueue: 2 },
   ];
 }
 
 /** The issue's single-stream TCP target for a configuration (none for the large MTU). */
 function tcpTarget(c: TunConfig): Target | undefined {
-  if (c.mtu !== 1500) return undefined;
+  if (c.mtu !== 1500 || c.multiQueue !== undefined) return undefined;
   return c.offload === 'auto' ? { kind: 'vs-socks', min: 0.5 } : { kind: 'vs-direct', min: 0.1 };
 }
 
