@@ -7,7 +7,6 @@
  * client's window. A FIN travels as end() (half-close both ways); an error or RST on either side
  * resets the other.
  */
-import { setMaxListeners } from 'node:events';
 import type * as net from 'node:net';
 import type { Logger } from '../log.js';
 import {
@@ -171,8 +170,8 @@ export class TcpRelay {
   private readonly halfClosedTimeoutMs: number;
   private readonly sweepMs: number;
   private readonly guard: LoopGuard;
-  /** Aborts every dial in flight on close(). */
-  private readonly shutdown = new AbortController();
+  /** The dials in flight, aborted on close(). */
+  private readonly dials = new Set<AbortController>();
   private readonly conns = new Set<Relayed>();
   /** Sockets handed to local services. */
   private readonly local = new Set<TcpSocket>();
@@ -196,8 +195,6 @@ export class TcpRelay {
     const shortest = Math.min(this.idleTimeoutMs, this.halfClosedTimeoutMs);
     this.sweepMs = Math.max(MIN_SWEEP_MS, Math.min(MAX_SWEEP_MS, Math.floor(shortest / 4)));
     this.guard = new LoopGuard(options.loopGuard);
-    // Every dial listens on the one signal.
-    setMaxListeners(0, this.shutdown.signal);
     const relay = this;
     this.onClose = function (this: Joined): void {
       const c = this[RELAYED]!;
@@ -231,7 +228,8 @@ export class TcpRelay {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.shutdown.abort();
+    for (const abort of [...this.dials]) abort.abort();
+    this.dials.clear();
     for (const c of [...this.conns]) {
       this.teardown(c, 'relay-closed');
       this.finish(c);
@@ -273,18 +271,29 @@ export class TcpRelay {
       return;
     }
     const startedAt = performance.now();
-    // A dialer that throws synchronously is treated like one that rejects.
-    Promise.resolve()
-      .then(() =>
-        this.dialer.dial(dst, {
-          timeoutMs: this.dialTimeoutMs,
-          // Stop dialing when the relay closes or the client gives up on its SYN.
-          signal: AbortSignal.any([this.shutdown.signal, request.signal]),
-        }),
-      )
+    // Stop dialing when the relay closes or the client gives up on its SYN. One controller per
+    // dial, aborted by either (AbortSignal.any cost ~10 us per connection).
+    const abort = new AbortController();
+    this.dials.add(abort);
+    request.onAbandon = () => abort.abort();
+    let dialing: Promise<net.Socket>;
+    try {
+      // Now, not on a later tick: the dial is the critical path of the client's connect().
+      dialing = this.dialer.dial(dst, { timeoutMs: this.dialTimeoutMs, signal: abort.signal });
+    } catch (err) {
+      // A dialer that throws synchronously is treated like one that rejects.
+      dialing = Promise.reject(err);
+    }
+    dialing
       .then(
-        (upstream) => this.onDialed(request, upstream, client, dst),
-        (err: unknown) => this.onDialFailed(request, err, client, dst, startedAt),
+        (upstream) => {
+          this.dials.delete(abort);
+          this.onDialed(request, upstream, client, dst);
+        },
+        (err: unknown) => {
+          this.dials.delete(abort);
+          this.onDialFailed(request, err, client, dst, startedAt);
+        },
       )
       .catch((err: unknown) => {
         // A bug of ours: never let it end the process.
