@@ -1,10 +1,11 @@
 /**
- * The TCP relay's small policies: what a client sees when its upstream dial fails, and the loop
- * guard that keeps the relay from dialing the proxy through itself.
+ * The TCP relay's small policies: what a client sees when its upstream dial fails, the loop
+ * guard that keeps the relay from dialing the proxy through itself, and the dials in flight.
  */
 
+import type * as net from 'node:net';
 import { canonicalHost } from '../proxy/address.js';
-import type { Destination } from '../proxy/dialer.js';
+import type { Destination, Dialer } from '../proxy/dialer.js';
 import { formatDestination } from '../proxy/dialer.js';
 import type { TcpRequest } from '../runtime.js';
 
@@ -67,3 +68,42 @@ export class LoopGuard {
 }
 
 export { canonicalHost };
+
+/**
+ * The relay's dials in flight: each one stops when its client gives up on the SYN or when
+ * abortAll() runs (relay close). One AbortController per dial and the request's onAbandon hook
+ * (AbortSignal.any over two signals cost ~10 us per connection).
+ */
+export class DialsInFlight {
+  private readonly open = new Set<AbortController>();
+
+  /** Dials `dst` now (not on a later tick: the dial is the critical path of the client's connect()). */
+  start(dialer: Dialer, dst: Destination, timeoutMs: number, request: TcpRequest): Promise<net.Socket> {
+    const abort = new AbortController();
+    this.open.add(abort);
+    request.onAbandon = () => abort.abort();
+    let dialing: Promise<net.Socket>;
+    try {
+      dialing = dialer.dial(dst, { timeoutMs, signal: abort.signal });
+    } catch (err) {
+      // A dialer that throws synchronously is treated like one that rejects.
+      dialing = Promise.reject(err);
+    }
+    return dialing.then(
+      (socket) => {
+        this.open.delete(abort);
+        return socket;
+      },
+      (err: unknown) => {
+        this.open.delete(abort);
+        throw err;
+      },
+    );
+  }
+
+  /** Aborts every dial in flight. */
+  abortAll(): void {
+    for (const abort of [...this.open]) abort.abort();
+    this.open.clear();
+  }
+}
