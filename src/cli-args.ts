@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { LOG_LEVELS, type LogLevel } from './log.js';
 import { type ProxyConfig, parseProxyUrl } from './proxy/url.js';
+import type { TcpAcceptMode } from './relay/tcp-relay.js';
 import { parseRouteFlags, ROUTE_HELP, ROUTE_OPTIONS, type RouteCliFlags } from './route/flags.js';
 
 /** A bad flag or value: the CLI prints the message alone and exits with code 2. */
@@ -33,6 +34,8 @@ export interface CliOptions extends RouteCliFlags {
   readonly tcpIdleTimeoutMs: number;
   /** Upstream dial timeout in ms. */
   readonly dialTimeoutMs: number;
+  /** When the SYN-ACK goes out relative to the upstream dial (see TcpAcceptMode). */
+  readonly tcpAccept: TcpAcceptMode;
   /** TCP send / receive buffer per connection in bytes (undefined: the stack's default). */
   readonly tcpSndbuf: number | undefined;
   readonly tcpRcvbuf: number | undefined;
@@ -54,6 +57,7 @@ export const CLI_DEFAULTS = Object.freeze({
   udpTimeoutMs: 60_000,
   tcpIdleTimeoutMs: 300_000,
   dialTimeoutMs: 5000,
+  tcpAccept: 'auto' as TcpAcceptMode,
   dnsOverTcp: 'auto' as DnsOverTcpMode,
 });
 
@@ -69,6 +73,10 @@ Options:
   --udp-timeout DUR      close a UDP flow idle this long (default: 60s)
   --tcp-idle-timeout DUR reset a relayed TCP connection idle this long (default: 300s)
   --dial-timeout DUR     give up on an upstream connect after this long (default: 5s)
+  --tcp-accept MODE      when a client's SYN is answered: after-dial (once the upstream connected,
+                         so a failed dial is a refusal), before-dial (at once; a failed dial resets
+                         the connection), auto (before-dial for a destination that dialed fine in
+                         the last minute, else after-dial; default: auto)
   --tcp-sndbuf SIZE      TCP send buffer per connection, e.g. 256k (default: 256k, grows to 4m)
   --tcp-rcvbuf SIZE      TCP receive buffer per connection, e.g. 128k (default: 128k, grows to 4m)
   --dns-over-tcp MODE    auto | always | never: carry DNS (port 53) over TCP through the proxy;
@@ -98,6 +106,7 @@ const OPTIONS = {
   'udp-timeout': { type: 'string' },
   'tcp-idle-timeout': { type: 'string' },
   'dial-timeout': { type: 'string' },
+  'tcp-accept': { type: 'string' },
   'tcp-sndbuf': { type: 'string' },
   'tcp-rcvbuf': { type: 'string' },
   'dns-over-tcp': { type: 'string' },
@@ -262,6 +271,11 @@ export function parseCliArgs(argv: readonly string[], read?: (path: string) => s
     udpTimeoutMs: duration('udp-timeout', CLI_DEFAULTS.udpTimeoutMs, 1),
     tcpIdleTimeoutMs: duration('tcp-idle-timeout', CLI_DEFAULTS.tcpIdleTimeoutMs, 1),
     dialTimeoutMs: duration('dial-timeout', CLI_DEFAULTS.dialTimeoutMs, 1),
+    tcpAccept: oneOf('tcp-accept', get('tcp-accept') ?? CLI_DEFAULTS.tcpAccept, [
+      'auto',
+      'after-dial',
+      'before-dial',
+    ] as const),
     tcpSndbuf: size('tcp-sndbuf'),
     tcpRcvbuf: size('tcp-rcvbuf'),
     dnsOverTcp: oneOf('dns-over-tcp', get('dns-over-tcp') ?? CLI_DEFAULTS.dnsOverTcp, [

@@ -46,6 +46,7 @@ export function engineOptions(opts: CliOptions, device: Device, log: Logger): Tu
     log,
     dialTimeoutMs: opts.dialTimeoutMs,
     tcpIdleTimeoutMs: opts.tcpIdleTimeoutMs,
+    tcpAccept: opts.tcpAccept,
     dnsOverTcp: opts.dnsOverTcp,
     ...(opts.dns.mode !== 'direct'
       ? {

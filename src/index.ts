@@ -21,6 +21,7 @@ export {
   DEFAULT_TCP_HALF_CLOSED_TIMEOUT_MS,
   DEFAULT_TCP_IDLE_TIMEOUT_MS,
   refusalFor,
+  type TcpAcceptMode,
   TcpRelay,
   type TcpRelayOptions,
   type TcpRelayStats,

@@ -12,7 +12,7 @@ import { createDialer } from './proxy/index.js';
 import { setUpstreamSocketOptions, type UpstreamSocketOptions } from './proxy/socket-options.js';
 import { createUdpDialer, type UdpDialer } from './proxy/udp.js';
 import { type ProxyConfig, parseProxyUrl, redactProxyUrl } from './proxy/url.js';
-import { TcpRelay, type TcpRelayOptions, type TcpRelayStats } from './relay/tcp-relay.js';
+import { type TcpAcceptMode, TcpRelay, type TcpRelayOptions, type TcpRelayStats } from './relay/tcp-relay.js';
 import { newUdpRelayStats, UdpRelay, type UdpRelayOptions, type UdpRelayStats } from './relay/udp-relay.js';
 import { type RuntimeOptions, StackRuntime } from './runtime.js';
 import type { Device } from './tun/device.js';
@@ -35,6 +35,8 @@ export interface Tun2SocksOptions {
   readonly tcpIdleTimeoutMs?: number;
   /** A half-closed TCP connection idle this long is closed. Default 60 s. */
   readonly tcpHalfClosedTimeoutMs?: number;
+  /** When a SYN is answered relative to its upstream dial (see TcpAcceptMode). Default 'auto'. */
+  readonly tcpAccept?: TcpAcceptMode;
   /** DNS over TCP through the proxy: 'auto' (default: when the proxy has no UDP), 'always', 'never'. */
   readonly dnsOverTcp?: 'auto' | 'always' | 'never';
   /**
@@ -153,6 +155,7 @@ export class Tun2Socks {
       ...(o.dialTimeoutMs !== undefined ? { dialTimeoutMs: o.dialTimeoutMs } : {}),
       ...(o.tcpIdleTimeoutMs !== undefined ? { idleTimeoutMs: o.tcpIdleTimeoutMs } : {}),
       ...(o.tcpHalfClosedTimeoutMs !== undefined ? { halfClosedTimeoutMs: o.tcpHalfClosedTimeoutMs } : {}),
+      ...(o.tcpAccept !== undefined ? { accept: o.tcpAccept } : {}),
     });
     this.udpRelay = new UdpRelay({
       ...hooks.udp,

@@ -1,6 +1,7 @@
 /**
  * One `tun2socks` command under test in the client namespace: started exactly as a user runs it
- * (`node dist/src/cli.js --device tun://NAME --proxy URL --mtu N [--offload MODE] [--multi-queue N]`), its TUN given an
+ * (`node dist/src/cli.js --device tun://NAME --proxy URL --mtu N [--offload MODE] [--multi-queue N]
+ * [--tcp-accept MODE]`), its TUN given an
  * address and one /32 route (its lane's server address), its memory read from /proc, stopped with
  * SIGTERM. The fd limit is raised first so it can hold 10,000 relayed connections.
  */
@@ -19,6 +20,8 @@ export interface TunConfig {
   offload?: 'auto' | 'off';
   /** `--multi-queue N` (worker threads, one TUN queue and stack each), only passed when set. */
   multiQueue?: number;
+  /** `--tcp-accept MODE`, only passed when set. */
+  tcpAccept?: 'auto' | 'after-dial' | 'before-dial';
 }
 
 /** How long a stop waits for the exit after SIGTERM before SIGKILL. */
@@ -60,6 +63,7 @@ export class TunProcess {
     ];
     if (config.offload !== undefined) args.push('--offload', config.offload);
     if (config.multiQueue !== undefined) args.push('--multi-queue', String(config.multiQueue));
+    if (config.tcpAccept !== undefined) args.push('--tcp-accept', config.tcpAccept);
     // `ip netns exec` and then sh exec in place: the child's pid is node's.
     const child = site.client.spawn('sh', ['-c', WITH_FDS, 'sh', 'node', CLI, ...args], {
       stdio: ['ignore', 'ignore', 'pipe'],

@@ -70,8 +70,9 @@ export class LoopGuard {
 export { canonicalHost };
 
 /**
- * The relay's dials in flight: each one stops when its client gives up on the SYN or when
- * abortAll() runs (relay close). One AbortController per dial and the request's onAbandon hook
+ * The relay's dials in flight: each one stops when its client gives up (request.onAbandon, called
+ * by the runtime for a pending SYN or by the relay for a connection accepted before its dial) or
+ * when abortAll() runs (relay close). One AbortController per dial and the request's onAbandon hook
  * (AbortSignal.any over two signals cost ~10 us per connection).
  */
 export class DialsInFlight {
@@ -92,10 +93,12 @@ export class DialsInFlight {
     return dialing.then(
       (socket) => {
         this.open.delete(abort);
+        request.onAbandon = undefined;
         return socket;
       },
       (err: unknown) => {
         this.open.delete(abort);
+        request.onAbandon = undefined;
         throw err;
       },
     );
@@ -105,5 +108,59 @@ export class DialsInFlight {
   abortAll(): void {
     for (const abort of [...this.open]) abort.abort();
     this.open.clear();
+  }
+}
+
+/**
+ * When the SYN-ACK goes out relative to the upstream dial:
+ * - 'after-dial': only once the dial succeeded, so a failed dial is a refusal the client sees
+ *   (RST or ICMP, see refusalFor) and never an accepted-then-reset connection;
+ * - 'before-dial': at once, the dial running while the client sends its first bytes (held in the
+ *   connection's receive window); a failed dial resets the accepted connection. What gVisor- and
+ *   lwIP-based tun2socks always do; it takes the client's handshake round trip off the dial's path;
+ * - 'auto' (default): 'before-dial' for a destination whose last dial succeeded within
+ *   KNOWN_GOOD_TTL_MS, 'after-dial' for one never dialed, or whose last dial failed.
+ */
+export type TcpAcceptMode = 'auto' | 'after-dial' | 'before-dial';
+
+/** Default of the known-good destinations an 'auto' relay remembers (oldest forgotten first). */
+export const DEFAULT_KNOWN_GOOD_MAX = 4096;
+/** A destination is known good for this long after a successful dial. */
+export const KNOWN_GOOD_TTL_MS = 60_000;
+
+/**
+ * The destinations (host:port as dialed) whose last dial succeeded, with when: at most `max`
+ * entries, least recently succeeded forgotten first; a failed dial forgets its destination.
+ */
+export class KnownGood {
+  /** key → time of the last successful dial; Map order is the order of those times. */
+  private readonly at = new Map<string, number>();
+
+  constructor(
+    private readonly max = DEFAULT_KNOWN_GOOD_MAX,
+    private readonly ttlMs = KNOWN_GOOD_TTL_MS,
+  ) {}
+
+  /** Entries held. */
+  get size(): number {
+    return this.at.size;
+  }
+
+  /** True when a dial to `key` succeeded within the TTL before `now`. */
+  has(key: string, now: number): boolean {
+    const t = this.at.get(key);
+    return t !== undefined && now - t < this.ttlMs;
+  }
+
+  /** A dial to `key` succeeded at `now`. */
+  succeeded(key: string, now: number): void {
+    this.at.delete(key);
+    this.at.set(key, now);
+    if (this.at.size > this.max) this.at.delete(this.at.keys().next().value!);
+  }
+
+  /** A dial to `key` failed. */
+  failed(key: string): void {
+    this.at.delete(key);
   }
 }

@@ -1,8 +1,9 @@
 /**
  * The TCP relay: joins every TCP connection the stack terminates to an upstream socket opened by a
- * Dialer. The dial happens at SYN time and the SYN-ACK goes out only once it succeeded, so a
- * client whose destination is unreachable sees a refusal instead of an accepted-then-reset
- * connection. Data moves through one pipe per direction with backpressure end to end: an upstream
+ * Dialer. The dial happens at SYN time; by default ('auto', see TcpAcceptMode) the SYN-ACK goes
+ * out only once it succeeded, so a client whose destination is unreachable sees a refusal instead
+ * of an accepted-then-reset connection, except for a destination dialed successfully moments ago,
+ * which is accepted at once and dialed while the client sends. Data moves through one pipe per direction with backpressure end to end: an upstream
  * that stops reading stops the TcpSocket being read, whose receive buffer fills and closes the
  * client's window. A FIN travels as end() (half-close both ways); an error or RST on either side
  * resets the other.
@@ -18,9 +19,33 @@ import {
 import { DialError } from '../proxy/errors.js';
 import type { StackRuntime, TcpRequest } from '../runtime.js';
 import type { TcpSocket } from '../tcp-socket.js';
-import { DialsInFlight, LoopGuard, refusalFor, refuse } from './tcp-relay-policy.js';
+import {
+  DIALING,
+  type Early,
+  ignore,
+  type Joined,
+  join,
+  onEarlyClose,
+  RELAYED,
+  type Relayed,
+  reset,
+} from './tcp-relay-join.js';
+import {
+  DialsInFlight,
+  KnownGood,
+  LoopGuard,
+  refusalFor,
+  refuse,
+  type TcpAcceptMode,
+} from './tcp-relay-policy.js';
 
-export { type ClientRefusal, canonicalHost, LoopGuard, refusalFor } from './tcp-relay-policy.js';
+export {
+  type ClientRefusal,
+  canonicalHost,
+  LoopGuard,
+  refusalFor,
+  type TcpAcceptMode,
+} from './tcp-relay-policy.js';
 
 /** Default idle timeout: no byte either way for 5 minutes resets both sides (hev-socks5-tunnel's default). */
 export const DEFAULT_TCP_IDLE_TIMEOUT_MS = 300_000;
@@ -57,6 +82,8 @@ export interface TcpRelayOptions {
    * relay destroys such sockets on close(); they are not in the relay's counters.
    */
   readonly localService?: (dst: Destination) => ((socket: TcpSocket) => void) | undefined;
+  /** When the SYN-ACK goes out relative to the dial (see TcpAcceptMode); default 'auto'. */
+  readonly accept?: TcpAcceptMode;
 }
 
 /** Counters of a TcpRelay. */
@@ -73,94 +100,6 @@ export interface TcpRelayStats {
   failed: Record<string, number>;
 }
 
-/** One connection being relayed. */
-interface Relayed {
-  readonly tcp: TcpSocket;
-  readonly upstream: net.Socket;
-  readonly client: string;
-  readonly dst: string;
-  readonly openedAt: number;
-  /** Last time the byte counters moved (sweep clock). */
-  activeAt: number;
-  /** Sum of the byte counters at the last sweep. */
-  activity: number;
-  /** The client sent its FIN. */
-  clientEnded: boolean;
-  /** The upstream sent its FIN. */
-  upstreamEnded: boolean;
-  /** Sockets not yet closed (2, then 1, then 0: finished). */
-  pipes: number;
-  /** Why it ends; the first cause wins. */
-  reason: string | undefined;
-}
-
-/**
- * The record of a connection, set on both of its sockets: the per-connection listeners are then
- * shared functions (an EventEmitter calls a listener with `this` = the emitter) rather than a
- * dozen closures per connection (pipe() alone allocates ten per direction), which matters with
- * thousands of idle connections held.
- */
-const RELAYED = Symbol('relayed');
-
-/** A socket joined by the relay. */
-type Joined = (TcpSocket | net.Socket) & { [RELAYED]?: Relayed };
-
-/** The other socket of `socket`'s connection. */
-function peerOf(c: Relayed, socket: Joined): TcpSocket | net.Socket {
-  return socket === c.tcp ? c.upstream : c.tcp;
-}
-
-/** 'data': forward to the other side; pause when it pushes back (what pipe() does). */
-function onData(this: Joined, chunk: Buffer): void {
-  const c = this[RELAYED]!;
-  const dst = peerOf(c, this);
-  if (dst.destroyed) return;
-  if (!dst.write(chunk)) this.pause();
-}
-
-/** 'drain': the other side took what was queued; resume it. */
-function onDrain(this: Joined): void {
-  const c = this[RELAYED]!;
-  peerOf(c, this).resume();
-}
-
-/** 'end' (a FIN): end the other side's writing (half-close travels as end()). */
-function onEnd(this: Joined): void {
-  const c = this[RELAYED]!;
-  if (this === c.tcp) c.clientEnded = true;
-  else c.upstreamEnded = true;
-  const dst = peerOf(c, this);
-  if (!dst.destroyed) dst.end();
-}
-
-/** 'error' on the client side: the first error names the cause; reset the upstream at once. */
-function onClientError(this: Joined, err: unknown): void {
-  const c = this[RELAYED]!;
-  c.reason ??= `client-${errorCode(err)}`;
-  reset(c.upstream);
-}
-
-/** 'error' on the upstream: the first error names the cause; reset the client at once. */
-function onUpstreamError(this: Joined, err: unknown): void {
-  const c = this[RELAYED]!;
-  c.reason ??= `upstream-${errorCode(err)}`;
-  if (!c.tcp.destroyed) c.tcp.destroy();
-}
-
-function errorCode(err: unknown): string {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' ? code : 'error';
-}
-
-function ignore(): void {}
-
-/** Resets a socket (RST) when it can, else destroys it (a test double or wrapped stream). */
-function reset(socket: net.Socket): void {
-  if (socket.destroyed) return;
-  if (typeof socket.resetAndDestroy === 'function') socket.resetAndDestroy();
-  else socket.destroy();
-}
-
 /** Relays the stack's TCP connections to a Dialer. */
 export class TcpRelay {
   private readonly dialer: Dialer;
@@ -173,6 +112,11 @@ export class TcpRelay {
   /** The dials in flight, aborted on close(). */
   private readonly dials = new DialsInFlight();
   private readonly conns = new Set<Relayed>();
+  private readonly acceptMode: TcpAcceptMode;
+  /** Destinations whose last dial succeeded ('auto' accepts them before the dial). */
+  private readonly knownGood = new KnownGood();
+  /** Connections accepted before their dial completed. */
+  private readonly accepting = new Set<Early>();
   /** Sockets handed to local services. */
   private readonly local = new Set<TcpSocket>();
   private readonly failed: Record<string, number> = {};
@@ -195,6 +139,7 @@ export class TcpRelay {
     const shortest = Math.min(this.idleTimeoutMs, this.halfClosedTimeoutMs);
     this.sweepMs = Math.max(MIN_SWEEP_MS, Math.min(MAX_SWEEP_MS, Math.floor(shortest / 4)));
     this.guard = new LoopGuard(options.loopGuard);
+    this.acceptMode = options.accept ?? 'auto';
     const relay = this;
     this.onClose = function (this: Joined): void {
       const c = this[RELAYED]!;
@@ -234,6 +179,8 @@ export class TcpRelay {
       this.finish(c);
     }
     for (const socket of [...this.local]) socket.destroy();
+    for (const socket of [...this.accepting]) socket.destroy();
+    this.accepting.clear();
     this.stopSweep();
   }
 
@@ -269,17 +216,40 @@ export class TcpRelay {
       refuse(request, 'rst');
       return;
     }
+    const key = formatDestination(dst);
     const startedAt = performance.now();
+    const mode = this.acceptMode;
+    const early =
+      mode === 'before-dial' || (mode === 'auto' && this.knownGood.has(key, startedAt))
+        ? this.acceptEarly(request)
+        : undefined;
     this.dials
       .start(this.dialer, dst, this.dialTimeoutMs, request)
       .then(
-        (upstream) => this.onDialed(request, upstream, client, dst),
-        (err: unknown) => this.onDialFailed(request, err, client, dst, startedAt),
+        (upstream) => this.onDialed(request, upstream, client, key, early),
+        (err: unknown) => this.onDialFailed(request, err, client, key, startedAt, early),
       )
       .catch((err: unknown) => {
         // A bug of ours: never let it end the process.
-        this.log?.error(`tcp relay: ${String(err)}`, { client, dst: formatDestination(dst) });
+        this.log?.error(`tcp relay: ${String(err)}`, { client, dst: key });
       });
+  }
+
+  /** Sends the SYN-ACK before the dial: the client leaving meanwhile stops the dial. */
+  private acceptEarly(request: TcpRequest): Early {
+    const tcp: Early = request.accept();
+    tcp.on('error', ignore);
+    tcp[DIALING] = request;
+    tcp.on('close', onEarlyClose);
+    this.accepting.add(tcp);
+    return tcp;
+  }
+
+  /** The dial of an early-accepted connection is over: it is no longer waiting. */
+  private settleEarly(tcp: Early): void {
+    this.accepting.delete(tcp);
+    tcp[DIALING] = undefined;
+    tcp.off('close', onEarlyClose);
   }
 
   /** Accepts a connection for a service of the stack itself. */
@@ -292,35 +262,47 @@ export class TcpRelay {
     service(socket);
   }
 
+  /**
+   * The dial failed: refuse the pending request (refusalFor), or reset a connection accepted
+   * before the dial ('answer=reset'). Either way the destination is no longer known good.
+   */
   private onDialFailed(
     request: TcpRequest,
     err: unknown,
     client: string,
-    dst: Destination,
+    dst: string,
     startedAt: number,
+    early: Early | undefined,
   ): void {
     const code = err instanceof DialError ? err.code : 'EPROXY';
     this.count(code);
+    this.knownGood.failed(dst);
+    if (early !== undefined) this.settleEarly(early);
+    const waiting = early === undefined ? request.pending : !early.destroyed;
     const refusal = refusalFor(code);
-    if (!request.pending) {
-      this.log?.debug('tcp client gave up during the dial', { client, dst: formatDestination(dst), code });
+    if (!waiting) {
+      this.log?.debug('tcp client gave up during the dial', { client, dst, code });
     } else if (this.log?.enabled('warn')) {
-      this.log.warn('tcp dial failed', {
-        client,
-        dst: formatDestination(dst),
-        code,
-        ms: Math.round(performance.now() - startedAt),
-        answer: refusal,
-      });
+      const ms = Math.round(performance.now() - startedAt);
+      this.log.warn('tcp dial failed', { client, dst, code, ms, answer: early ? 'reset' : refusal });
     }
-    refuse(request, refusal);
+    if (early !== undefined) early.destroy();
+    else refuse(request, refusal);
   }
 
-  private onDialed(request: TcpRequest, upstream: net.Socket, client: string, dst: Destination): void {
+  private onDialed(
+    request: TcpRequest,
+    upstream: net.Socket,
+    client: string,
+    dst: string,
+    early: Early | undefined,
+  ): void {
     // First thing: an error on the upstream must never go unhandled.
     upstream.on('error', ignore);
-    if (this.closed || !request.pending) {
-      this.log?.debug('tcp client gave up during the dial', { client, dst: formatDestination(dst) });
+    this.knownGood.succeeded(dst, performance.now());
+    if (early !== undefined) this.settleEarly(early);
+    if (this.closed || (early === undefined ? !request.pending : early.destroyed)) {
+      this.log?.debug('tcp client gave up during the dial', { client, dst });
       upstream.destroy();
       if (request.pending) request.reject('rst');
       return;
@@ -328,13 +310,14 @@ export class TcpRelay {
     // A net.Socket from connect() closes its writable side when the readable side ends unless
     // allowHalfOpen is set; the relay needs each direction to end on its own.
     upstream.allowHalfOpen = true;
-    const tcp = request.accept();
+    // An early-accepted socket sheds its placeholder error listener: join() adds the real one.
+    const tcp = early?.off('error', ignore) ?? request.accept();
     const now = performance.now();
     const c: Relayed = {
       tcp,
       upstream,
       client,
-      dst: formatDestination(dst),
+      dst,
       openedAt: now,
       activeAt: now,
       activity: 0,
@@ -348,27 +331,7 @@ export class TcpRelay {
     this.startSweep();
     this.log?.debug('tcp open', { client, dst: c.dst });
 
-    // Each direction is piped by hand with shared listeners (see RELAYED): 'data' writes to the
-    // other side and a false write() pauses the source until that side's 'drain' (backpressure);
-    // 'end' ends the other side (FIN ↔ FIN). The first error names the cause and resets the other
-    // side at once (a client RST becomes an upstream RST, an upstream RST a client RST), and the
-    // connection is over once both sockets have closed. Not pipeline(): it allocates an
-    // AbortController per stream (~150 µs per connection in a profile); not pipe(): ten closures
-    // and two once() wrappers per direction, kept for as long as the connection lives.
-    const joinedTcp = tcp as Joined;
-    const joinedUpstream = upstream as Joined;
-    joinedTcp[RELAYED] = c;
-    joinedUpstream[RELAYED] = c;
-    tcp.on('error', onClientError);
-    upstream.on('error', onUpstreamError);
-    tcp.on('end', onEnd);
-    upstream.on('end', onEnd);
-    tcp.on('close', this.onClose);
-    upstream.on('close', this.onClose);
-    tcp.on('drain', onDrain);
-    upstream.on('drain', onDrain);
-    tcp.on('data', onData);
-    upstream.on('data', onData);
+    join(c, this.onClose);
   }
 
   /** Both pipes are over: forget the connection and log it. */

@@ -170,8 +170,11 @@ describe.skipIf(!canRunIntegration() || !toolsPresent())('the tun2socks command'
     await waitFor(() => out.includes('held'), 5000, 'the held connection');
     // The routing-loop guard first: send the proxy's own address into the TUN. The command's next
     // upstream dial then comes back through the TUN and must be refused, not relayed in a loop.
+    // A port never dialed before, so the client's SYN waits for that dial (--tcp-accept auto) and
+    // sees the refusal (curl 7); a destination that dialed fine a moment ago would be accepted
+    // and then reset (curl 56).
     await cli.ip(['route', 'add', `${PROXY}/32`, 'dev', tun]);
-    const refused = await cli.exec('curl', ['-sS', '-m', '5', `http://${SERVER}:8080/`], { allowFail: true });
+    const refused = await cli.exec('curl', ['-sS', '-m', '5', `http://${SERVER}:8081/`], { allowFail: true });
     expect(refused.code).toBe(7);
     expect(stderr).toMatch(/routing loop: 198\.18\.21\.2:1080 is the proxy itself/);
 

@@ -170,11 +170,14 @@ export class RelaySite {
     return site;
   }
 
-  /** Starts a microsocks on PROXY_V4:port (with RFC 1929 credentials when given); resolves once it listens. */
-  startMicrosocks(port: number, auth?: { user: string; pass: string }): Promise<void> {
+  /** Starts a microsocks on PROXY_V4:port (with RFC 1929 credentials when given); resolves with it once it listens. */
+  async startMicrosocks(port: number, auth?: { user: string; pass: string }): Promise<ChildProcess> {
     const creds = auth === undefined ? [] : ['-u', auth.user, '-P', auth.pass];
-    this.proxy.spawn('microsocks', ['-i', PROXY_V4, '-p', String(port), ...creds], { stdio: 'ignore' });
-    return this.proxy.waitForTcpPort(port, 10_000);
+    const child = this.proxy.spawn('microsocks', ['-i', PROXY_V4, '-p', String(port), ...creds], {
+      stdio: 'ignore',
+    });
+    await this.proxy.waitForTcpPort(port, 10_000);
+    return child;
   }
 
   /**

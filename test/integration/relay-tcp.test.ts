@@ -27,6 +27,8 @@ interface Outcome {
 
 /** curl's exit code for "failed to connect to host" (refused, unreachable). */
 const CURL_COULDNT_CONNECT = 7;
+/** curl's exit codes for a connection reset after it was accepted: while sending, while receiving. */
+const CURL_RESET = [55, 56];
 
 /** A half-closing client: sends a message, shuts its write side at once, prints what comes back. */
 const HALF_CLOSE_CLIENT = `
@@ -116,16 +118,29 @@ describe.skipIf(!canRunIntegration() || !relayToolsPresent())('TCP relay through
     expect(r.stdout).toContain('hello from server');
   });
 
-  it('a proxy that is down refuses clients; once it starts, the same relay succeeds', async () => {
+  it('a proxy that is down refuses clients; once it starts, the same relay succeeds; gone again, a known-good destination is reset once, then refused', async () => {
     const down = await curl([url(late.v4, ServerPort.HTTP)]);
     expect(down.code).toBe(CURL_COULDNT_CONNECT);
     expect(down.ms).toBeLessThan(2000);
     expect(late.stderr()).toContain('code=EPROXY');
-    await site.startMicrosocks(ProxyPort.MICROSOCKS_LATE);
+    const microsocks = await site.startMicrosocks(ProxyPort.MICROSOCKS_LATE);
     const up = await curl([url(late.v4, ServerPort.HTTP)]);
     expect(up.stderr).toBe('');
     expect(up.stdout).toContain('hello from server');
     expect(late.runner.exitCode).toBeNull();
+
+    // The destination dialed fine: the next SYN to it is answered at once (--tcp-accept auto).
+    // With the proxy gone again, that connection is reset once the dial fails (curl 55 or 56, as
+    // the reset beats its request or not), and the destination is forgotten: the one after is
+    // refused (curl 7).
+    const gone = new Promise((r) => microsocks.once('exit', r));
+    microsocks.kill('SIGTERM');
+    await gone;
+    const reset = await curl([url(late.v4, ServerPort.HTTP)]);
+    expect(CURL_RESET).toContain(reset.code);
+    expect(late.stderr()).toMatch(/tcp dial failed .*code=EPROXY .*answer=reset/);
+    const refused = await curl([url(late.v4, ServerPort.HTTP)]);
+    expect(refused.code).toBe(CURL_COULDNT_CONNECT);
   });
 
   it('a closed destination port is seen as refused within the dial timeout', async () => {

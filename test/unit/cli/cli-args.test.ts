@@ -17,6 +17,7 @@ describe('parseCliArgs', () => {
     expect(o.tcpIdleTimeoutMs).toBe(CLI_DEFAULTS.tcpIdleTimeoutMs);
     expect(o.loglevel).toBe('info');
     expect(o.dnsOverTcp).toBe('auto');
+    expect(o.tcpAccept).toBe('auto');
     expect(o.tcpSndbuf).toBeUndefined();
   });
 
@@ -33,6 +34,8 @@ describe('parseCliArgs', () => {
       '2m',
       '--dial-timeout',
       '1500ms',
+      '--tcp-accept',
+      'after-dial',
       '--tcp-sndbuf',
       '1m',
       '--tcp-rcvbuf',
@@ -52,6 +55,7 @@ describe('parseCliArgs', () => {
       9000, 30_000, 120_000, 1500,
     ]);
     expect([o.tcpSndbuf, o.tcpRcvbuf]).toEqual([1 << 20, 512 << 10]);
+    expect(o.tcpAccept).toBe('after-dial');
     expect([o.dnsOverTcp, o.loglevel, o.icmpEcho, o.statsIntervalMs]).toEqual([
       'always',
       'debug',
@@ -83,6 +87,10 @@ describe('parseCliArgs', () => {
     [['--device', 'tun0', '--mtu', 'big'], /--mtu must be a whole number/],
     [['--device', 'tun0', '--loglevel', 'loud'], /--loglevel must be one of/],
     [['--device', 'tun0', '--dns-over-tcp', 'maybe'], /--dns-over-tcp must be one of auto, always, never/],
+    [
+      ['--device', 'tun0', '--tcp-accept', 'early'],
+      /--tcp-accept must be one of auto, after-dial, before-dial/,
+    ],
     [['--config', 'missing.yaml'], /--config missing.yaml: ENOENT/],
     [['--config', 'bad.yaml'], /not valid YAML/],
     [['--config', 'list.yaml'], /expected a mapping/],
