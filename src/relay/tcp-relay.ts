@@ -100,6 +100,11 @@ export interface TcpRelayStats {
   failed: Record<string, number>;
 }
 
+/** The socket of a connection accepted before its dial completed, once it is (a tick after the dial started). */
+interface EarlyAccept {
+  tcp: Early | undefined;
+}
+
 /** Relays the stack's TCP connections to a Dialer. */
 export class TcpRelay {
   private readonly dialer: Dialer;
@@ -219,23 +224,31 @@ export class TcpRelay {
     const key = formatDestination(dst);
     const startedAt = performance.now();
     const mode = this.acceptMode;
-    const early =
+    const early: EarlyAccept | undefined =
       mode === 'before-dial' || (mode === 'auto' && this.knownGood.has(key, startedAt))
-        ? this.acceptEarly(request)
+        ? { tcp: undefined }
         : undefined;
     this.dials
       .start(this.dialer, dst, this.dialTimeoutMs, request)
       .then(
-        (upstream) => this.onDialed(request, upstream, client, key, early),
-        (err: unknown) => this.onDialFailed(request, err, client, key, startedAt, early),
+        (upstream) => this.onDialed(request, upstream, client, key, early?.tcp),
+        (err: unknown) => this.onDialFailed(request, err, client, key, startedAt, early?.tcp),
       )
       .catch((err: unknown) => {
         // A bug of ours: never let it end the process.
         this.log?.error(`tcp relay: ${String(err)}`, { client, dst: key });
       });
+    // The SYN-ACK goes out on the next tick, after the dial's connect() (net.Socket connects on
+    // the next tick too): the upstream's handshake is the longer chain. A dial settled by then
+    // took the request its own way (accepted or refused), and the early accept does not happen.
+    if (early !== undefined) {
+      process.nextTick(() => {
+        if (request.pending && !this.closed) early.tcp = this.acceptEarly(request);
+      });
+    }
   }
 
-  /** Sends the SYN-ACK before the dial: the client leaving meanwhile stops the dial. */
+  /** Sends the SYN-ACK before the dial completes: the client leaving meanwhile stops the dial. */
   private acceptEarly(request: TcpRequest): Early {
     const tcp: Early = request.accept();
     tcp.on('error', ignore);
