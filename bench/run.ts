@@ -31,6 +31,9 @@ import { type TunConfig, TunProcess } from './relay/tun-process.js';
 
 /** What can be selected with --only. */
 const PARTS = ['micro', 'tcp', 'cps', 'rr', 'udp', 'idle'] as const;
+
+/** The busy-poll window of the lane that shows what busy polling buys (`--busy-poll`). */
+const BUSY_POLL = '200us';
 type Part = (typeof PARTS)[number];
 
 interface Args {
@@ -230,48 +233,82 @@ async function relay(args: Args, rows: Row[], configs: TunConfig[]): Promise<Rec
           ...(target ? { target: { kind: 'vs-socks', min: 0.8 } as const } : {}),
         });
     }
+    // Busy polling (opt-in, --busy-poll): the same relay spinning through the gaps of a round
+    // trip instead of sleeping; its round-trip and UDP rows come with the CPU it burns.
+    let busy: TunProcess | undefined;
+    if (args.only.has('rr') || args.only.has('udp')) {
+      const busyConfig: TunConfig = {
+        ...main.config,
+        label: `${label}, --busy-poll ${BUSY_POLL}`,
+        busyPoll: BUSY_POLL,
+      };
+      busy = await TunProcess.start(site, configs.length + 2, busyConfig, DANTED_URL);
+      tuns.push(busy);
+    }
+    const lanes = busy === undefined ? [main] : [main, busy];
+    const busyPaths: BenchPath[] = busy === undefined ? [] : [{ kind: 'tun', tun: busy }];
+    /** Runs `f`, and for a tun2socks path also the CPU% (of one core) its process used meanwhile. */
+    const withCpu = async <T>(p: BenchPath, f: () => Promise<T>): Promise<[T, number | undefined]> => {
+      if (p.kind !== 'tun') return [await f(), undefined];
+      const c0 = await p.tun.cpuSeconds();
+      const t0 = performance.now();
+      const result = await f();
+      const seconds = (performance.now() - t0) / 1000;
+      return [result, (100 * ((await p.tun.cpuSeconds()) - c0)) / seconds];
+    };
     if (args.only.has('rr')) {
       // The reference hop (socat) for the round trip: what one extra relay process costs here.
       const hop = await site.startHop();
-      const rrPaths: BenchPath[] = hop ? [...paths, { kind: 'hop' }] : paths;
+      const rrPaths: BenchPath[] = [...paths, ...busyPaths, ...(hop ? [{ kind: 'hop' } as const] : [])];
       for (let run = 0; run < args.runs; run++)
         for (const p of rrPaths) {
-          const r = await client(site, p, 'rr', { seconds: 30, count: args.rrCount });
+          const [r, cpu] = await withCpu(p, () =>
+            client(site, p, 'rr', { seconds: 30, count: args.rrCount }),
+          );
           progress(`run ${run + 1}/${args.runs} 64 B round trip ${key(p)}: p50 ${r?.p50Us?.toFixed(1)} us`);
-          s.add(`p50|${p.kind}`, r?.p50Us ?? Number.NaN);
-          s.add(`p99|${p.kind}`, r?.p99Us ?? Number.NaN);
+          s.add(`p50|${key(p)}`, r?.p50Us ?? Number.NaN);
+          s.add(`p99|${key(p)}`, r?.p99Us ?? Number.NaN);
+          if (cpu !== undefined) s.add(`rr-cpu|${key(p)}`, cpu);
         }
-      for (const q of ['p50', 'p99'] as const)
-        rows.push({
-          metric: `64 B request-response ${q}, ${label}`,
-          unit: 'us',
-          direct: s.median(`${q}|direct`),
-          socks: s.median(`${q}|socks`),
-          tun: s.median(`${q}|tun`),
-          ...(q === 'p50' ? { target: { kind: 'added-over-socks', max: 60 } as const } : {}),
-        });
+      for (const tun of lanes)
+        for (const q of ['p50', 'p99'] as const)
+          rows.push({
+            metric: `64 B request-response ${q}, ${tun.config.label}`,
+            unit: 'us',
+            direct: s.median(`${q}|direct`),
+            socks: s.median(`${q}|socks`),
+            tun: s.median(`${q}|tun:${tun.config.label}`),
+            ...(q === 'p50' ? { target: { kind: 'added-over-socks', max: 60 } as const } : {}),
+          });
       if (hop)
         rows.push({
           metric: '64 B request-response p50, SOCKS-only + one socat hop (reference floor)',
           unit: 'us',
           socks: s.median('p50|hop'),
         });
+      for (const tun of lanes)
+        rows.push({
+          metric: `CPU of tun2socks during the round trips, ${tun.config.label}`,
+          unit: '% of a core',
+          tun: s.median(`rr-cpu|tun:${tun.config.label}`),
+        });
     }
     if (args.only.has('udp')) {
       for (let run = 0; run < args.runs; run++)
-        for (const p of paths) {
+        for (const p of [...paths, ...busyPaths]) {
           const r = await client(site, p, 'udp', { seconds: args.seconds });
           progress(`run ${run + 1}/${args.runs} UDP exchanges/s ${key(p)}: ${r?.perSecond?.toFixed(0)}`);
-          s.add(`udp|${p.kind}`, r?.perSecond ?? Number.NaN);
+          s.add(`udp|${key(p)}`, r?.perSecond ?? Number.NaN);
         }
-      rows.push({
-        metric: `UDP request-response, serial, ${label}`,
-        unit: 'exch/s',
-        direct: s.median('udp|direct'),
-        socks: s.median('udp|socks'),
-        tun: s.median('udp|tun'),
-        target: { kind: 'vs-socks', min: 0.85 },
-      });
+      for (const tun of lanes)
+        rows.push({
+          metric: `UDP request-response, serial, ${tun.config.label}`,
+          unit: 'exch/s',
+          direct: s.median('udp|direct'),
+          socks: s.median('udp|socks'),
+          tun: s.median(`udp|tun:${tun.config.label}`),
+          target: { kind: 'vs-socks', min: 0.85 },
+        });
     }
     extra.samples = s.all();
     for (const tun of tuns)

@@ -70,6 +70,7 @@ export function engineOptions(opts: CliOptions, device: Device, log: Logger): Tu
         }
       : {}),
     runtime: {
+      busyPollMs: opts.busyPollMs,
       options: {
         icmpEcho: opts.icmpEcho,
         udp: { idleTimeoutMs: opts.udpTimeoutMs },

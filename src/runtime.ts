@@ -3,8 +3,10 @@
  * device's PacketSink: every received packet goes to `stack.input`, and after each drained batch
  * the single timer is re-armed for the stack's next deadline.
  */
+
 import { randomFillSync } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
+import { BusyPoll } from './busy-poll.js';
 import type { RandomSource } from './stack/random.js';
 import { Stack, type StackConfig } from './stack/stack.js';
 import type { TcpConnection, TcpRejectHow } from './stack/tcp/connection.js';
@@ -118,7 +120,11 @@ export function cryptoRandom(): RandomSource {
 }
 
 /** Options of a runtime: the stack's config less what the runtime supplies. */
-export type RuntimeOptions = Omit<StackConfig, 'transmit' | 'random'> & { readonly random?: RandomSource };
+export type RuntimeOptions = Omit<StackConfig, 'transmit' | 'random'> & {
+  readonly random?: RandomSource;
+  /** Busy-poll window in ms after each packet (see busy-poll.ts); default 0, off. */
+  readonly busyPollMs?: number;
+};
 
 /** Joins a device and a stack, with the one timer the stack needs. */
 export class StackRuntime implements PacketSink, SocketDriver, UdpDriver {
@@ -128,6 +134,8 @@ export class StackRuntime implements PacketSink, SocketDriver, UdpDriver {
   private timerAt = Number.POSITIVE_INFINITY;
   private closed = false;
   private kicked = false;
+  /** Keeps the loop awake after packets when a busy-poll window is set. */
+  readonly busy: BusyPoll;
   private tcpHandler: TcpRequestHandler | undefined;
   private udpHandler: UdpFlowHandler | undefined;
   private readonly udpOwner: UdpOwner = {
@@ -161,9 +169,12 @@ export class StackRuntime implements PacketSink, SocketDriver, UdpDriver {
   ) {
     // Offload as far as the device grants it (options may turn it off, never on).
     const offload = device.offload;
-    const given = options.options;
+    const { busyPollMs, ...config } = options;
+    const given = config.options;
+    const busy = new BusyPoll(busyPollMs ?? 0);
+    this.busy = busy;
     this.stack = new Stack({
-      ...options,
+      ...config,
       options: {
         mtu: device.mtu,
         txHeadroom: device.txHeadroom ?? 0,
@@ -171,9 +182,10 @@ export class StackRuntime implements PacketSink, SocketDriver, UdpDriver {
         tso: (offload?.tso ?? false) && given?.tso !== false,
         txChecksumOffload: (offload?.csum ?? false) && given?.txChecksumOffload !== false,
       },
-      random: options.random ?? cryptoRandom(),
+      random: config.random ?? cryptoRandom(),
       transmit: (packet, meta) => {
         device.write(packet, meta);
+        busy.touch();
       },
     });
   }
@@ -269,6 +281,7 @@ export class StackRuntime implements PacketSink, SocketDriver, UdpDriver {
 
   /** PacketSink: one packet from the device. */
   receive(packet: Uint8Array, rxFlags: number): void {
+    this.busy.touch();
     this.stack.input(packet, this.now(), rxFlags);
   }
 
@@ -315,6 +328,7 @@ export class StackRuntime implements PacketSink, SocketDriver, UdpDriver {
       this.stack.tcp.takeEvents(this.dispatch);
     }
     this.closed = true;
+    this.busy.stop();
     this.cancelTimer();
     await this.device.close();
   }

@@ -1,7 +1,7 @@
 /**
  * One `tun2socks` command under test in the client namespace: started exactly as a user runs it
  * (`node dist/src/cli.js --device tun://NAME --proxy URL --mtu N [--offload MODE] [--multi-queue N]
- * [--tcp-accept MODE]`), its TUN given an
+ * [--tcp-accept MODE] [--busy-poll DUR]`), its TUN given an
  * address and one /32 route (its lane's server address), its memory read from /proc, stopped with
  * SIGTERM. The fd limit is raised first so it can hold 10,000 relayed connections.
  */
@@ -22,6 +22,8 @@ export interface TunConfig {
   multiQueue?: number;
   /** `--tcp-accept MODE`, only passed when set. */
   tcpAccept?: 'auto' | 'after-dial' | 'before-dial';
+  /** `--busy-poll DUR` (e.g. `200us`), only passed when set. */
+  busyPoll?: string;
 }
 
 /** How long a stop waits for the exit after SIGTERM before SIGKILL. */
@@ -64,6 +66,7 @@ export class TunProcess {
     if (config.offload !== undefined) args.push('--offload', config.offload);
     if (config.multiQueue !== undefined) args.push('--multi-queue', String(config.multiQueue));
     if (config.tcpAccept !== undefined) args.push('--tcp-accept', config.tcpAccept);
+    if (config.busyPoll !== undefined) args.push('--busy-poll', config.busyPoll);
     // `ip netns exec` and then sh exec in place: the child's pid is node's.
     const child = site.client.spawn('sh', ['-c', WITH_FDS, 'sh', 'node', CLI, ...args], {
       stdio: ['ignore', 'ignore', 'pipe'],
@@ -86,6 +89,14 @@ export class TunProcess {
   /** The process id (node's own). */
   get pid(): number {
     return this.child.pid!;
+  }
+
+  /** CPU time used so far (user + system, all threads) in seconds, from /proc/PID/stat. */
+  async cpuSeconds(): Promise<number> {
+    const text = await readFile(`/proc/${this.pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces) start at state; utime, stime are 14, 15.
+    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
   }
 
   /** A `/proc/PID/status` field in kB (VmRSS, VmHWM). */

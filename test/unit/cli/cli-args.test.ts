@@ -18,6 +18,7 @@ describe('parseCliArgs', () => {
     expect(o.loglevel).toBe('info');
     expect(o.dnsOverTcp).toBe('auto');
     expect(o.tcpAccept).toBe('auto');
+    expect(o.busyPollMs).toBe(0);
     expect(o.tcpSndbuf).toBeUndefined();
   });
 
@@ -48,7 +49,10 @@ describe('parseCliArgs', () => {
       'off',
       '--stats-interval',
       '10',
+      '--busy-poll',
+      '250us',
     ]);
+    expect(o.busyPollMs).toBe(0.25);
     expect(o.device).toBe('tun://tun7');
     expect(o.proxy).toMatchObject({ kind: 'socks5', host: '198.18.1.1', port: 1080 });
     expect([o.mtu, o.udpTimeoutMs, o.tcpIdleTimeoutMs, o.dialTimeoutMs]).toEqual([
@@ -86,6 +90,7 @@ describe('parseCliArgs', () => {
     [['--device', 'tun0', '--tcp-sndbuf', '12'], /--tcp-sndbuf must be from 4096/],
     [['--device', 'tun0', '--mtu', 'big'], /--mtu must be a whole number/],
     [['--device', 'tun0', '--loglevel', 'loud'], /--loglevel must be one of/],
+    [['--device', 'tun0', '--busy-poll', '20ms'], /--busy-poll must be at most 10ms/],
     [['--device', 'tun0', '--dns-over-tcp', 'maybe'], /--dns-over-tcp must be one of auto, always, never/],
     [
       ['--device', 'tun0', '--tcp-accept', 'early'],
@@ -154,6 +159,7 @@ describe('durations and sizes', () => {
     ['1.5s', 1500],
     ['2m', 120_000],
     ['1h', 3_600_000],
+    ['200us', 0.2],
   ])('%s = %d ms', (text, ms) => expect(parseDuration('x', text)).toBe(ms));
   it.each([
     ['4096', 4096],
