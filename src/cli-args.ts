@@ -101,7 +101,7 @@ ${ROUTE_HELP.trim()}
   --version              print the version and exit
   --help                 print this help and exit
 
-DUR is a number with ms, s, m or h (a bare number is seconds); SIZE is bytes with k, m or g.
+DUR is a number with us, ms, s, m or h (a bare number is seconds); SIZE is bytes with k, m or g.
 Signals: SIGUSR1 prints the counters; SIGINT/SIGTERM reset open connections and exit.
 `;
 
