@@ -3,9 +3,9 @@
  * Dialer. The dial happens at SYN time; by default ('auto', see TcpAcceptMode) the SYN-ACK goes
  * out only once it succeeded, so a client whose destination is unreachable sees a refusal instead
  * of an accepted-then-reset connection, except for a destination dialed successfully moments ago,
- * which is accepted at once and dialed while the client sends. Data moves through one pipe per direction with backpressure end to end: an upstream
- * that stops reading stops the TcpSocket being read, whose receive buffer fills and closes the
- * client's window. A FIN travels as end() (half-close both ways); an error or RST on either side
+ * which is accepted at once and dialed while the client sends. Data moves through one pipe per
+ * direction with backpressure end to end: an upstream that stops reading stops the TcpSocket
+ * being read, whose receive buffer fills and closes the client's window. A FIN travels as end() (half-close both ways); an error or RST on either side
  * resets the other.
  */
 import type * as net from 'node:net';
@@ -277,7 +277,7 @@ export class TcpRelay {
 
   /**
    * The dial failed: refuse the pending request (refusalFor), or reset a connection accepted
-   * before the dial ('answer=reset'). Either way the destination is no longer known good.
+   * before the dial ('answer=reset'). Unless aborted, the destination is no longer known good.
    */
   private onDialFailed(
     request: TcpRequest,
@@ -289,7 +289,8 @@ export class TcpRelay {
   ): void {
     const code = err instanceof DialError ? err.code : 'EPROXY';
     this.count(code);
-    this.knownGood.failed(dst);
+    // A dial aborted because its client left says nothing about the destination.
+    if (code !== 'EABORTED') this.knownGood.failed(dst);
     if (early !== undefined) this.settleEarly(early);
     const waiting = early === undefined ? request.pending : !early.destroyed;
     const refusal = refusalFor(code);
