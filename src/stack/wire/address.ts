@@ -10,7 +10,8 @@ export const IPV4_ADDRESS_LENGTH = 4;
 export const IPV6_ADDRESS_LENGTH = 16;
 
 const HEX_GROUP = /^[0-9a-fA-F]{1,4}$/;
-const DECIMAL_OCTET = /^(?:0|[1-9][0-9]{0,2})$/;
+const ZERO = 0x30;
+const DOT = 0x2e;
 
 /**
  * The text form of an address: dotted quad for IPv4, RFC 5952 canonical form for IPv6 (lowercase,
@@ -56,18 +57,33 @@ function isIpv4Mapped(a: Uint8Array): boolean {
   return a[10] === 0xff && a[11] === 0xff;
 }
 
-/** Writes a strict dotted quad (no leading zeros, each part 0-255) at `out[at..at+4)`. */
+/**
+ * Writes a strict dotted quad (no leading zeros, each part 0-255) at `out[at..at+4)`. One pass over
+ * the characters, no split or regex: the SOCKS5 paths parse a destination per connection and per
+ * datagram.
+ */
 function parseIpv4Into(s: string, out: Uint8Array, at: number): boolean {
-  const parts = s.split('.');
-  if (parts.length !== 4) return false;
-  for (let i = 0; i < 4; i++) {
-    const part = parts[i]!;
-    if (!DECIMAL_OCTET.test(part)) return false;
-    const value = Number(part);
-    if (value > 255) return false;
-    out[at + i] = value;
+  let part = 0;
+  let value = 0;
+  let digits = 0;
+  for (let i = 0; i <= s.length; i++) {
+    const c = i < s.length ? s.charCodeAt(i) : DOT;
+    if (c === DOT) {
+      if (digits === 0 || part === 4) return false;
+      out[at + part++] = value;
+      value = 0;
+      digits = 0;
+    } else if (c >= ZERO && c <= ZERO + 9) {
+      // A leading zero is only allowed alone (ambiguous octal in inet_aton otherwise).
+      if (digits === 1 && value === 0) return false;
+      value = value * 10 + (c - ZERO);
+      if (value > 255) return false;
+      digits++;
+    } else {
+      return false;
+    }
   }
-  return true;
+  return part === 4;
 }
 
 /** Parses RFC 4291 §2.2 text: up to 8 hex groups, at most one `::`, an optional dotted IPv4 tail. */

@@ -75,6 +75,7 @@ describe('parseAddress', () => {
     expect(parseAddress('198.18.0.1')).toEqual(bytes(198, 18, 0, 1));
     expect(parseAddress('0.0.0.0')).toEqual(bytes(0, 0, 0, 0));
     expect(parseAddress('255.255.255.255')).toEqual(bytes(255, 255, 255, 255));
+    expect(parseAddress('10.0.100.250')).toEqual(bytes(10, 0, 100, 250));
   });
 
   it('parses IPv6 with ::, uppercase and an embedded IPv4 tail', () => {
@@ -102,6 +103,12 @@ describe('parseAddress', () => {
       '1.2.3.4.5',
       '256.0.0.1',
       '01.2.3.4',
+      '1.2.00.4',
+      '1.2.3.',
+      '.1.2.3',
+      '1.2.3.4.',
+      '1.2.3.1000',
+      '1.2.3.2560',
       '1.2.3.-4',
       '1.2.3.4 ',
       ' 1.2.3.4',
