@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { MAX_BUSY_POLL_MS } from './busy-poll.js';
 import { LOG_LEVELS, type LogLevel } from './log.js';
+import { DEFAULT_SOCKS5_SPARES, MAX_SOCKS5_SPARES } from './proxy/socks5-spares.js';
 import { type ProxyConfig, parseProxyUrl } from './proxy/url.js';
 import type { TcpAcceptMode } from './relay/tcp-relay.js';
 import { parseRouteFlags, ROUTE_HELP, ROUTE_OPTIONS, type RouteCliFlags } from './route/flags.js';
@@ -37,6 +38,8 @@ export interface CliOptions extends RouteCliFlags {
   readonly dialTimeoutMs: number;
   /** When the SYN-ACK goes out relative to the upstream dial (see TcpAcceptMode). */
   readonly tcpAccept: TcpAcceptMode;
+  /** SOCKS5 connections greeted ahead of the next dial (0: none). */
+  readonly socks5Spares: number;
   /** TCP send / receive buffer per connection in bytes (undefined: the stack's default). */
   readonly tcpSndbuf: number | undefined;
   readonly tcpRcvbuf: number | undefined;
@@ -76,6 +79,8 @@ Options:
   --udp-timeout DUR      close a UDP flow idle this long (default: 60s)
   --tcp-idle-timeout DUR reset a relayed TCP connection idle this long (default: 300s)
   --dial-timeout DUR     give up on an upstream connect after this long (default: 5s)
+  --socks5-spares N      keep N connections to a SOCKS5 proxy open and greeted ahead of the next
+                         dial, after dials only, each closed unused after 10s (default: 1; 0: none)
   --tcp-accept MODE      when a client's SYN is answered: after-dial (once the upstream connected,
                          so a failed dial is a refusal), before-dial (at once; a failed dial resets
                          the connection), auto (before-dial for a destination that dialed fine in
@@ -112,6 +117,7 @@ const OPTIONS = {
   'udp-timeout': { type: 'string' },
   'tcp-idle-timeout': { type: 'string' },
   'dial-timeout': { type: 'string' },
+  'socks5-spares': { type: 'string' },
   'tcp-accept': { type: 'string' },
   'tcp-sndbuf': { type: 'string' },
   'tcp-rcvbuf': { type: 'string' },
@@ -287,6 +293,8 @@ export function parseCliArgs(argv: readonly string[], read?: (path: string) => s
     udpTimeoutMs: duration('udp-timeout', CLI_DEFAULTS.udpTimeoutMs, 1),
     tcpIdleTimeoutMs: duration('tcp-idle-timeout', CLI_DEFAULTS.tcpIdleTimeoutMs, 1),
     dialTimeoutMs: duration('dial-timeout', CLI_DEFAULTS.dialTimeoutMs, 1),
+    socks5Spares:
+      integerFlag('socks5-spares', get('socks5-spares'), 0, MAX_SOCKS5_SPARES) ?? DEFAULT_SOCKS5_SPARES,
     tcpAccept: oneOf('tcp-accept', get('tcp-accept') ?? CLI_DEFAULTS.tcpAccept, [
       'auto',
       'after-dial',

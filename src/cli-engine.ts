@@ -47,6 +47,7 @@ export function engineOptions(opts: CliOptions, device: Device, log: Logger): Tu
     dialTimeoutMs: opts.dialTimeoutMs,
     tcpIdleTimeoutMs: opts.tcpIdleTimeoutMs,
     tcpAccept: opts.tcpAccept,
+    socks5Spares: opts.socks5Spares,
     dnsOverTcp: opts.dnsOverTcp,
     ...(opts.dns.mode !== 'direct'
       ? {

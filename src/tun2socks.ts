@@ -25,6 +25,11 @@ export interface Tun2SocksOptions {
   readonly proxy?: string | ProxyConfig;
   /** A custom TCP dialer, used instead of the proxy's. */
   readonly dialer?: Dialer;
+  /**
+   * SOCKS5 proxies: connections opened and greeted ahead of the next dial, so a dial sends its
+   * CONNECT at once (src/proxy/socks5-spares.ts). Default 1; 0 for none.
+   */
+  readonly socks5Spares?: number;
   /** A custom UDP dialer, used instead of the proxy's; null means "no UDP" (DNS over TCP). */
   readonly udpDialer?: UdpDialer | null;
   /** Logger; default silent. */
@@ -96,7 +101,12 @@ export class Tun2Socks {
     const proxy = options.proxy ?? 'direct://';
     this.config = typeof proxy === 'string' ? parseProxyUrl(proxy) : proxy;
     this.upstream = options.dialer !== undefined ? options.dialer.name : redactProxyUrl(this.config);
-    this.dialer = options.dialer ?? createDialer(this.config);
+    this.dialer =
+      options.dialer ??
+      createDialer(
+        this.config,
+        options.socks5Spares !== undefined ? { socks5Spares: options.socks5Spares } : {},
+      );
     this.udpDialer =
       options.udpDialer === null
         ? undefined
@@ -193,6 +203,8 @@ export class Tun2Socks {
       this.tcpRelay?.close();
       this.udpRelay?.close();
       this.dns?.close();
+      // Only a dialer of our own: one passed in may serve others.
+      if (this.options.dialer === undefined) this.dialer.close?.();
       await this.runtime.close();
     })();
     return this.closing;

@@ -24,6 +24,8 @@ export interface Dialer {
   readonly name: string;
   /** Resolves with a connected socket (Nagle off) or rejects with a DialError. */
   dial(dst: Destination, opts?: DialOptions): Promise<net.Socket>;
+  /** Frees what the dialer holds between dials (spare connections); optional. */
+  close?(): void;
 }
 
 /** Formats a destination as `host:port`, bracketing IPv6 literals. */

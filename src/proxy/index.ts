@@ -23,7 +23,14 @@ export {
   httpStatusCode,
   MAX_CONNECT_RESPONSE_BYTES,
 } from './http-connect.js';
-export { createSocksDialer, socks4ReplyCode, socks5ReplyCode, socksMessageCode } from './socks.js';
+export {
+  createSocksDialer,
+  type SocksDialerOptions,
+  socks4ReplyCode,
+  socks5ReplyCode,
+  socksMessageCode,
+} from './socks.js';
+export { DEFAULT_SOCKS5_SPARES, DEFAULT_SPARE_TTL_MS, Socks5Spares } from './socks5-spares.js';
 export {
   createSocks5UdpDialer,
   encodeSocks5UdpFrame,
@@ -48,8 +55,14 @@ export {
   redactProxyUrl,
 } from './url.js';
 
+/** Options of createDialer. */
+export interface CreateDialerOptions {
+  /** SOCKS5: greeted connections kept ahead of the next dial (SocksDialerOptions.spares). */
+  readonly socks5Spares?: number;
+}
+
 /** Builds the dialer for a parsed proxy URL. */
-export function createDialer(config: ProxyConfig): Dialer {
+export function createDialer(config: ProxyConfig, opts: CreateDialerOptions = {}): Dialer {
   switch (config.kind) {
     case 'direct':
       return createDirectDialer();
@@ -60,6 +73,9 @@ export function createDialer(config: ProxyConfig): Dialer {
     case 'socks5':
     case 'socks4':
     case 'socks4a':
-      return createSocksDialer({ ...config, kind: config.kind });
+      return createSocksDialer(
+        { ...config, kind: config.kind },
+        opts.socks5Spares !== undefined ? { spares: opts.socks5Spares } : {},
+      );
   }
 }

@@ -11,7 +11,8 @@ import { type DialContext, proxyErrorCode, runDial, tcpConnect } from './dial.js
 import type { Destination, Dialer, DialOptions } from './dialer.js';
 import { formatDestination } from './dialer.js';
 import { DialError, type DialErrorCode } from './errors.js';
-import { socks5Handshake, socks5ReplyCode } from './socks5-handshake.js';
+import { Socks5Error, socks5Handshake, socks5ReplyCode } from './socks5-handshake.js';
+import { DEFAULT_SOCKS5_SPARES, Socks5Spares } from './socks5-spares.js';
 import type { ProxyServerConfig } from './url.js';
 
 export { socks5ReplyCode } from './socks5-handshake.js';
@@ -112,8 +113,30 @@ async function socks4Host(host: string, what: string): Promise<string> {
   }
 }
 
-async function handshake(ctx: DialContext, config: SocksConfig, dst: Destination): Promise<net.Socket> {
+async function handshake(
+  ctx: DialContext,
+  config: SocksConfig,
+  dst: Destination,
+  spares: Socks5Spares | undefined,
+): Promise<net.Socket> {
   const what = formatDestination(dst);
+  const spare = spares?.take();
+  if (spare !== undefined) {
+    ctx.track(spare);
+    try {
+      await socks5Handshake(
+        spare,
+        { command: 'connect', host: dst.host, port: dst.port, phase: 'request' },
+        `CONNECT to ${what}`,
+      );
+      return spare;
+    } catch (err) {
+      // A spare that died unnoticed (the proxy closed it) says nothing about the destination:
+      // dial afresh. Any answer from the proxy stands.
+      if (!(err instanceof Socks5Error && err.closed) || ctx.settled) throw err;
+      spare.destroy();
+    }
+  }
   let host = dst.host;
   if (config.kind === 'socks4') host = await socks4Host(host, what);
   else if (config.kind === 'socks4a' && net.isIPv6(host)) {
@@ -152,12 +175,26 @@ async function handshake(ctx: DialContext, config: SocksConfig, dst: Destination
   }
 }
 
+/** Options of a SOCKS dialer. */
+export interface SocksDialerOptions {
+  /**
+   * SOCKS5 only: connections kept open and greeted ahead of the next dial (see socks5-spares.ts);
+   * default DEFAULT_SOCKS5_SPARES (1), 0 for none.
+   */
+  readonly spares?: number;
+}
+
 /** A dialer that connects through a SOCKS5, SOCKS4 or SOCKS4a proxy. */
-export function createSocksDialer(config: SocksConfig): Dialer {
+export function createSocksDialer(config: SocksConfig, opts: SocksDialerOptions = {}): Dialer {
+  const count = config.kind === 'socks5' ? (opts.spares ?? DEFAULT_SOCKS5_SPARES) : 0;
+  const spares = count > 0 ? new Socks5Spares(config, count) : undefined;
   return {
     name: config.kind,
     dial(dst: Destination, opts?: DialOptions): Promise<net.Socket> {
-      return runDial(opts, formatDestination(dst), (ctx) => handshake(ctx, config, dst));
+      return runDial(opts, formatDestination(dst), (ctx) => handshake(ctx, config, dst, spares));
+    },
+    close(): void {
+      spares?.close();
     },
   };
 }

@@ -24,6 +24,13 @@ export interface Socks5Request {
   /** RFC 1929 credentials; offered (with "no authentication") when a username is set. */
   readonly username?: string | undefined;
   readonly password?: string | undefined;
+  /**
+   * How much of the handshake this is: 'all' (default); 'greeting', the method choice and
+   * authentication only (done on success, reply host '' and port 0), so that a connection is
+   * ready for a request before one is known; 'request', the request and reply only, on such a
+   * connection (command, host and port used, credentials not).
+   */
+  readonly phase?: 'all' | 'greeting' | 'request';
 }
 
 /** Where the handshake stood when it failed: the proxy's method choice, auth, or our request's reply. */
@@ -125,8 +132,8 @@ export function encodeSocks5Address(host: string): Uint8Array | undefined {
 }
 
 /**
- * The client side of one handshake. `greeting()` is the first message; then every chunk from the
- * proxy goes to `push()`, which answers with the next message to send, the reply, a failure, or
+ * The client side of one handshake. `first()` is the first message (the greeting, or the request
+ * in phase 'request'); then every chunk from the proxy goes to `push()`, which answers with the next message to send, the reply, a failure, or
  * undefined (need more bytes). After a 'send', call `push()` with no bytes until it returns
  * something else. Never throws on the proxy's bytes.
  */
@@ -137,7 +144,12 @@ export class Socks5Handshake {
   private readonly address: Uint8Array | undefined;
 
   constructor(private readonly req: Socks5Request) {
-    this.address = encodeSocks5Address(req.host);
+    this.address = req.phase === 'greeting' ? undefined : encodeSocks5Address(req.host);
+  }
+
+  /** The first message: the greeting, or the request on a connection greeted before. */
+  first(): Socks5Step {
+    return this.req.phase === 'request' ? this.request() : { kind: 'send', bytes: this.greeting() };
   }
 
   /** True once our request is out (a proxy closing after that refused the command itself). */
@@ -161,7 +173,7 @@ export class Socks5Handshake {
         if (b.length < 2) return undefined;
         this.buf = b.subarray(2);
         if (b[0] !== VERSION) return fail('EPROXY', `not a SOCKS5 server (version ${b[0]})`);
-        if (b[1] === METHOD_NONE) return this.request();
+        if (b[1] === METHOD_NONE) return this.greeted();
         if (b[1] === METHOD_USERPASS && this.req.username !== undefined) {
           this.stage = 'auth';
           return { kind: 'send', bytes: this.credentials() };
@@ -174,7 +186,7 @@ export class Socks5Handshake {
         this.buf = b.subarray(2);
         // RFC 1929 says VER 1; some servers answer 5. STATUS 0 is success.
         if (b[1] !== 0) return fail('EPROXYAUTH', 'authentication failed');
-        return this.request();
+        return this.greeted();
       }
       case 'reply': {
         // VER and REP decide a refusal (some servers cut the rest of a failure reply short).
@@ -201,6 +213,14 @@ export class Socks5Handshake {
         return { kind: 'done', reply: { host, port, rest: b.subarray(end) } };
       }
     }
+  }
+
+  /** Method (and authentication) accepted: the request, or the end of a greeting-only handshake. */
+  private greeted(): Socks5Step {
+    if (this.req.phase !== 'greeting') return this.request();
+    const rest = this.buf;
+    this.buf = EMPTY;
+    return { kind: 'done', reply: { host: '', port: 0, rest } };
   }
 
   /** VER, CMD, RSV, ATYP, DST.ADDR, DST.PORT (RFC 1928 §4). */
@@ -289,6 +309,8 @@ export function socks5Handshake(socket: net.Socket, req: Socks5Request, what: st
     socket.on('readable', onReadable);
     socket.once('error', onError);
     socket.once('close', onClose);
-    socket.write(hs.greeting());
+    const first = hs.first();
+    if (first.kind === 'send') socket.write(first.bytes);
+    else if (first.kind === 'error') failWith(first.code, first.reason);
   });
 }

@@ -2,7 +2,7 @@ import type * as net from 'node:net';
 import { PassThrough } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createDialer, DialError, type Dialer, parseProxyUrl } from '../../../src/proxy/index.js';
-import { closedPort, type FakeServer, readBytes, startServer } from './fake-server.js';
+import { closedPort, type FakeServer, fakeSocks5, readBytes, startServer } from './fake-server.js';
 
 let servers: FakeServer[] = [];
 afterEach(async () => {
@@ -26,56 +26,6 @@ async function dialError(dialer: Dialer, host: string, port: number, timeoutMs =
   );
   expect(err).toBeInstanceOf(DialError);
   return err as DialError;
-}
-
-/**
- * A scripted SOCKS5 server (RFC 1928 §3-§6, RFC 1929 §2): checks `user:pass` when given, answers
- * every CONNECT with `rep`, then sends `early` and echoes.
- */
-function fakeSocks5(rep: number, auth?: { user: string; pass: string }, early = '') {
-  return (socket: net.Socket): void => {
-    let buf = Buffer.alloc(0);
-    let stage: 'greeting' | 'auth' | 'request' | 'open' = 'greeting';
-    socket.on('data', (c: Buffer) => {
-      if (stage === 'open') {
-        socket.write(c);
-        return;
-      }
-      buf = Buffer.concat([buf, c]);
-      if (stage === 'greeting' && buf.length >= 2 && buf.length >= 2 + buf[1]!) {
-        const methods = [...buf.subarray(2, 2 + buf[1]!)];
-        buf = buf.subarray(2 + buf[1]!);
-        const want = auth === undefined ? 0x00 : 0x02;
-        if (!methods.includes(want)) {
-          socket.end(Buffer.of(5, 0xff));
-          return;
-        }
-        socket.write(Buffer.of(5, want));
-        stage = auth === undefined ? 'request' : 'auth';
-      }
-      if (stage === 'auth' && buf.length >= 2) {
-        const ulen = buf[1]!;
-        const plen = buf[2 + ulen];
-        if (plen === undefined || buf.length < 3 + ulen + plen) return;
-        const user = buf.subarray(2, 2 + ulen).toString();
-        const pass = buf.subarray(3 + ulen, 3 + ulen + plen).toString();
-        buf = buf.subarray(3 + ulen + plen);
-        const ok = user === auth?.user && pass === auth.pass;
-        socket.write(Buffer.of(1, ok ? 0 : 1));
-        if (!ok) socket.end();
-        stage = ok ? 'request' : 'open';
-      }
-      if (stage === 'request' && buf.length >= 5) {
-        socket.write(Buffer.of(5, rep, 0, 1, 127, 0, 0, 1, 0x12, 0x34));
-        if (rep !== 0) {
-          socket.end();
-          return;
-        }
-        stage = 'open';
-        if (early !== '') socket.write(early);
-      }
-    });
-  };
 }
 
 describe('direct and reject dialers', () => {
@@ -192,7 +142,8 @@ describe('SOCKS dialers against a scripted SOCKS5 server', () => {
 
   it('a silent SOCKS proxy times out with ETIMEDOUT and the socket is closed', async () => {
     const proxy = await serve((s) => s.resume());
-    const dialer = createDialer(parseProxyUrl(`socks5://127.0.0.1:${proxy.port}`));
+    // No spare connection: the proxy must be left with none of ours.
+    const dialer = createDialer(parseProxyUrl(`socks5://127.0.0.1:${proxy.port}`), { socks5Spares: 0 });
     const t0 = performance.now();
     expect((await dialError(dialer, '198.18.0.1', 80, 150)).code).toBe('ETIMEDOUT');
     expect(performance.now() - t0).toBeLessThan(1000);

@@ -54,3 +54,59 @@ export async function closedPort(): Promise<number> {
   await s.close();
   return s.port;
 }
+
+/**
+ * A scripted SOCKS5 server (RFC 1928 §3-§6, RFC 1929 §2): checks `user:pass` when given, answers
+ * every CONNECT with `rep`, then sends `early` and echoes. `seen` collects `<connection>:<message>`
+ * (greeting, auth, request) as they arrive, connections numbered from 1.
+ */
+export function fakeSocks5(rep: number, auth?: { user: string; pass: string }, early = '', seen?: string[]) {
+  let connections = 0;
+  return (socket: net.Socket): void => {
+    const id = ++connections;
+    let buf = Buffer.alloc(0);
+    let stage: 'greeting' | 'auth' | 'request' | 'open' = 'greeting';
+    socket.on('data', (c: Buffer) => {
+      if (stage === 'open') {
+        socket.write(c);
+        return;
+      }
+      buf = Buffer.concat([buf, c]);
+      if (stage === 'greeting' && buf.length >= 2 && buf.length >= 2 + buf[1]!) {
+        const methods = [...buf.subarray(2, 2 + buf[1]!)];
+        buf = buf.subarray(2 + buf[1]!);
+        seen?.push(`${id}:greeting`);
+        const want = auth === undefined ? 0x00 : 0x02;
+        if (!methods.includes(want)) {
+          socket.end(Buffer.of(5, 0xff));
+          return;
+        }
+        socket.write(Buffer.of(5, want));
+        stage = auth === undefined ? 'request' : 'auth';
+      }
+      if (stage === 'auth' && buf.length >= 2) {
+        const ulen = buf[1]!;
+        const plen = buf[2 + ulen];
+        if (plen === undefined || buf.length < 3 + ulen + plen) return;
+        const user = buf.subarray(2, 2 + ulen).toString();
+        const pass = buf.subarray(3 + ulen, 3 + ulen + plen).toString();
+        buf = buf.subarray(3 + ulen + plen);
+        seen?.push(`${id}:auth`);
+        const ok = user === auth?.user && pass === auth.pass;
+        socket.write(Buffer.of(1, ok ? 0 : 1));
+        if (!ok) socket.end();
+        stage = ok ? 'request' : 'open';
+      }
+      if (stage === 'request' && buf.length >= 5) {
+        seen?.push(`${id}:request`);
+        socket.write(Buffer.of(5, rep, 0, 1, 127, 0, 0, 1, 0x12, 0x34));
+        if (rep !== 0) {
+          socket.end();
+          return;
+        }
+        stage = 'open';
+        if (early !== '') socket.write(early);
+      }
+    });
+  };
+}

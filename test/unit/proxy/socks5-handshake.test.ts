@@ -25,7 +25,9 @@ function run(
   cuts: readonly number[] = [],
 ): { sent: string[]; last: Socks5Step | undefined } {
   const hs = new Socks5Handshake(req);
-  const sent = [hex(hs.greeting())];
+  const first = hs.first();
+  if (first.kind !== 'send') return { sent: [], last: first };
+  const sent = [hex(first.bytes)];
   let last: Socks5Step | undefined;
   let at = 0;
   for (const end of [...cuts, input.length]) {
@@ -81,6 +83,28 @@ describe('SOCKS5 handshake bytes', () => {
     expect(last?.kind).toBe('done');
     // The proxy may still pick "no authentication".
     expect(run(req, bytes(`05 00 ${OK_V4}`)).last?.kind).toBe('done');
+  });
+
+  it("phase 'greeting' stops once the method (and login) is accepted; phase 'request' starts with the request", () => {
+    const greet: Socks5Request = { command: 'connect', host: '', port: 0, phase: 'greeting' };
+    expect(run(greet, bytes('05 00'))).toEqual({
+      sent: ['050100'],
+      last: { kind: 'done', reply: { host: '', port: 0, rest: new Uint8Array(0) } },
+    });
+    const login = run({ ...greet, username: 'u', password: 'pw' }, bytes('05 02 01 00'));
+    expect(login.sent).toEqual(['05020002', '01017502707 7'.replace(/ /g, '')]);
+    expect(login.last?.kind).toBe('done');
+    expect(run({ ...greet, username: 'u', password: 'x' }, bytes('05 02 01 01')).last).toMatchObject({
+      kind: 'error',
+      code: 'EPROXYAUTH',
+    });
+    // On a greeted connection: the request first, credentials never sent again.
+    const request = run({ ...CONNECT_V4, username: 'u', password: 'pw', phase: 'request' }, bytes(OK_V4));
+    expect(request.sent).toEqual(['05010001c61220021b59']);
+    expect(request.last).toEqual({
+      kind: 'done',
+      reply: { host: '198.18.32.2', port: 7001, rest: new Uint8Array(0) },
+    });
   });
 
   it('tunnel bytes that came with the reply are handed back', () => {
