@@ -64,7 +64,14 @@ export class Socks5Spares {
   /** A greeted connection for a dial, or undefined; either way one more is opened to replace it. */
   take(): net.Socket | undefined {
     if (this.count === 0 || this.closed) return undefined;
-    const spare = this.ready.shift();
+    let spare = this.ready.shift();
+    // One whose bytes or end are buffered but not yet reported is not clean either.
+    while (spare !== undefined && (spare.destroyed || spare.readableEnded || spare.readableLength > 0)) {
+      this.release(spare);
+      spare.destroy();
+      this.stats.dropped++;
+      spare = this.ready.shift();
+    }
     if (spare !== undefined) {
       this.release(spare);
       this.stats.taken++;
