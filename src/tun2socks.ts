@@ -67,6 +67,8 @@ export interface Tun2SocksStats {
   readonly device: Readonly<Record<string, number>>;
   /** DNS counters; absent when DNS is 'direct'. */
   readonly dns?: DnsStats;
+  /** The dialer's own counters (SOCKS5 spares: ready, taken, opened, dropped); absent when it has none. */
+  readonly dialer?: Readonly<Record<string, number>>;
 }
 
 /** The proxy's endpoints to refuse through the TUN: its address (resolved if a name) and port. */
@@ -190,6 +192,7 @@ export class Tun2Socks {
       stack: this.runtime.stack.stats.snapshot(),
       device: { ...this.options.device.stats } as Record<string, number>,
       ...(this.dns !== undefined ? { dns: this.dns.stats } : {}),
+      ...(this.dialer.stats !== undefined ? { dialer: this.dialer.stats() } : {}),
     };
   }
 

@@ -26,6 +26,8 @@ export interface Dialer {
   dial(dst: Destination, opts?: DialOptions): Promise<net.Socket>;
   /** Frees what the dialer holds between dials (spare connections); optional. */
   close?(): void;
+  /** Counters of what the dialer keeps between dials (spare connections); optional. */
+  stats?(): Readonly<Record<string, number>>;
 }
 
 /** Formats a destination as `host:port`, bracketing IPv6 literals. */

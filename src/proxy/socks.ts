@@ -196,5 +196,15 @@ export function createSocksDialer(config: SocksConfig, opts: SocksDialerOptions 
     close(): void {
       spares?.close();
     },
+    stats(): Readonly<Record<string, number>> {
+      return spares === undefined
+        ? {}
+        : {
+            sparesReady: spares.size,
+            sparesTaken: spares.stats.taken,
+            sparesOpened: spares.stats.opened,
+            sparesDropped: spares.stats.dropped,
+          };
+    },
   };
 }

@@ -55,8 +55,10 @@ describe('SOCKS5 spare connections', () => {
     // The tunnel works on the spare.
     second.write('echo');
     expect((await readBytes(second, 4)).toString()).toBe('echo');
-    // And a new spare replaces it.
+    // And a new spare replaces it; the dialer counts them (engine stats: `dialer`).
     await waitFor(() => seen.includes('3:auth'), 'the next spare');
+    await settle();
+    expect(dialer.stats?.()).toEqual({ sparesReady: 1, sparesTaken: 1, sparesOpened: 2, sparesDropped: 0 });
     first.destroy();
     second.destroy();
   });
