@@ -1,20 +1,10 @@
-import type * as net from 'node:net';
 import { PassThrough } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createDialer, DialError, type Dialer, parseProxyUrl } from '../../../src/proxy/index.js';
-import { closedPort, type FakeServer, fakeSocks5, readBytes, startServer } from './fake-server.js';
+import { closedPort, fakeSocks5, readBytes, serverSet } from './fake-server.js';
 
-let servers: FakeServer[] = [];
-afterEach(async () => {
-  await Promise.all(servers.map((s) => s.close()));
-  servers = [];
-});
-
-async function serve(onConnection: (socket: net.Socket) => void): Promise<FakeServer> {
-  const s = await startServer(onConnection);
-  servers.push(s);
-  return s;
-}
+const { serve, closeAll } = serverSet();
+afterEach(closeAll);
 
 async function dialError(dialer: Dialer, host: string, port: number, timeoutMs = 2000): Promise<DialError> {
   const err = await dialer.dial({ host, port }, { timeoutMs }).then(

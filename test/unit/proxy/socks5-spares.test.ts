@@ -3,25 +3,17 @@
  * then sends its CONNECT at once), dropped when the proxy closes them or they expire, never left
  * behind by close(), and a dead spare never fails a dial.
  */
-import type * as net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createDialer, parseProxyUrl } from '../../../src/proxy/index.js';
 import { Socks5Spares } from '../../../src/proxy/socks5-spares.js';
-import { type FakeServer, fakeSocks5, readBytes, startServer } from './fake-server.js';
+import { fakeSocks5, readBytes, serverSet } from './fake-server.js';
 
-let servers: FakeServer[] = [];
+const { serve, closeAll } = serverSet();
 const closers: (() => void)[] = [];
 afterEach(async () => {
   for (const c of closers.splice(0)) c();
-  await Promise.all(servers.map((s) => s.close()));
-  servers = [];
+  await closeAll();
 });
-
-async function serve(onConnection: (socket: net.Socket) => void): Promise<FakeServer> {
-  const s = await startServer(onConnection);
-  servers.push(s);
-  return s;
-}
 
 async function waitFor(cond: () => boolean, what: string, ms = 3000): Promise<void> {
   const deadline = performance.now() + ms;

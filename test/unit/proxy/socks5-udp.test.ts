@@ -27,7 +27,7 @@ import {
   type UdpEndpoint,
 } from '../../../src/proxy/udp.js';
 import { parseProxyUrl } from '../../../src/proxy/url.js';
-import { closedPort, type FakeServer, startServer } from './fake-server.js';
+import { closedPort, type FakeServer, Socks5GreetingServer, startServer } from './fake-server.js';
 
 /** How the fake answers the ASSOCIATE request. */
 interface FakeUdpProxyOptions {
@@ -96,35 +96,21 @@ async function startFakeUdpProxy(opts: FakeUdpProxyOptions = {}): Promise<FakeUd
 }
 
 function handshake(socket: net.Socket, opts: FakeUdpProxyOptions, relayPort: number, family: string): void {
-  let buf = Buffer.alloc(0);
-  let stage: 'greeting' | 'auth' | 'request' | 'open' = 'greeting';
+  const greeting = new Socks5GreetingServer(socket, opts.auth);
+  let buf: Buffer = Buffer.alloc(0);
+  let stage: 'greeting' | 'request' | 'open' = 'greeting';
   socket.on('data', (c: Buffer) => {
-    buf = Buffer.concat([buf, c]);
-    if (stage === 'greeting' && buf.length >= 2 && buf.length >= 2 + buf[1]!) {
-      const methods = [...buf.subarray(2, 2 + buf[1]!)];
-      buf = buf.subarray(2 + buf[1]!);
-      const want = opts.auth === undefined ? 0x00 : 0x02;
-      if (!methods.includes(want)) {
-        socket.end(Buffer.of(5, 0xff));
-        return;
-      }
-      socket.write(Buffer.of(5, want));
-      stage = opts.auth === undefined ? 'request' : 'auth';
-    }
-    if (stage === 'auth' && buf.length >= 2) {
-      const ulen = buf[1]!;
-      const plen = buf[2 + ulen];
-      if (plen === undefined || buf.length < 3 + ulen + plen) return;
-      const user = buf.subarray(2, 2 + ulen).toString();
-      const pass = buf.subarray(3 + ulen, 3 + ulen + plen).toString();
-      buf = buf.subarray(3 + ulen + plen);
-      const ok = user === opts.auth?.user && pass === opts.auth.pass;
-      socket.write(Buffer.of(1, ok ? 0 : 1));
-      if (!ok) {
-        socket.end();
+    if (stage === 'greeting') {
+      const rest = greeting.push(c);
+      if (rest === 'more') return;
+      if (rest === 'refused') {
+        stage = 'open';
         return;
       }
       stage = 'request';
+      buf = rest;
+    } else {
+      buf = Buffer.concat([buf, c]);
     }
     if (stage === 'request' && buf.length >= 10) {
       // VER 5, CMD 3 (UDP ASSOCIATE), RSV, ATYP 1, 0.0.0.0, port 0 from our client.
