@@ -197,14 +197,7 @@ export function createSocksDialer(config: SocksConfig, opts: SocksDialerOptions 
       spares?.close();
     },
     stats(): Readonly<Record<string, number>> {
-      return spares === undefined
-        ? {}
-        : {
-            sparesReady: spares.size,
-            sparesTaken: spares.stats.taken,
-            sparesOpened: spares.stats.opened,
-            sparesDropped: spares.stats.dropped,
-          };
+      return spares?.counters() ?? {};
     },
   };
 }

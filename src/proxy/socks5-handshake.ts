@@ -133,9 +133,9 @@ export function encodeSocks5Address(host: string): Uint8Array | undefined {
 
 /**
  * The client side of one handshake. `first()` is the first message (the greeting, or the request
- * in phase 'request'); then every chunk from the proxy goes to `push()`, which answers with the next message to send, the reply, a failure, or
- * undefined (need more bytes). After a 'send', call `push()` with no bytes until it returns
- * something else. Never throws on the proxy's bytes.
+ * in phase 'request'); then every chunk from the proxy goes to `push()`, which answers with the
+ * next message to send, the reply, a failure, or undefined (need more bytes). After a 'send',
+ * call `push()` with no bytes until it returns something else. Never throws on the proxy's bytes.
  */
 export class Socks5Handshake {
   /** Where the handshake stands. */

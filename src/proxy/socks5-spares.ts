@@ -67,9 +67,7 @@ export class Socks5Spares {
     let spare = this.ready.shift();
     // One whose bytes or end are buffered but not yet reported is not clean either.
     while (spare !== undefined && (spare.destroyed || spare.readableEnded || spare.readableLength > 0)) {
-      this.release(spare);
-      spare.destroy();
-      this.stats.dropped++;
+      this.discard(spare);
       spare = this.ready.shift();
     }
     if (spare !== undefined) {
@@ -101,11 +99,22 @@ export class Socks5Spares {
     return this.ready.length;
   }
 
+  /** The counters as the engine's `dialer` stats show them. */
+  counters(): Readonly<Record<string, number>> {
+    const s = this.stats;
+    return { sparesReady: this.size, sparesTaken: s.taken, sparesOpened: s.opened, sparesDropped: s.dropped };
+  }
+
   /** Drops `spare` (it expired, or the proxy closed it or wrote to it). */
   drop(spare: Spare): void {
     const i = this.ready.indexOf(spare);
     if (i < 0) return;
     this.ready.splice(i, 1);
+    this.discard(spare);
+  }
+
+  /** A spare out of `ready` that will not be used: closed and counted. */
+  private discard(spare: Spare): void {
     this.release(spare);
     spare.destroy();
     this.stats.dropped++;
