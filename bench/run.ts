@@ -32,8 +32,8 @@ import { type TunConfig, TunProcess } from './relay/tun-process.js';
 /** What can be selected with --only. */
 const PARTS = ['micro', 'tcp', 'cps', 'rr', 'udp', 'idle'] as const;
 
-/** The busy-poll window of the lane that shows what busy polling buys (`--busy-poll`). */
-const BUSY_POLL = '200us';
+/** The busy-poll setting of the lane that shows what the default busy polling buys (`--busy-poll`). */
+const BUSY_POLL = 'off';
 type Part = (typeof PARTS)[number];
 
 interface Args {
@@ -247,8 +247,8 @@ async function relay(args: Args, rows: Row[], configs: TunConfig[]): Promise<Rec
           ...(target ? { target: { kind: 'vs-socks', min: 0.8 } as const } : {}),
         });
     }
-    // Busy polling (opt-in, --busy-poll): the same relay spinning through the gaps of a round
-    // trip instead of sleeping; its round-trip and UDP rows come with the CPU it burns.
+    // Busy polling ('auto' by default): the same relay with `--busy-poll off`, sleeping through
+    // the gaps of a round trip; the round-trip and UDP rows of both come with the CPU they burn.
     let busy: TunProcess | undefined;
     if (args.only.has('rr') || args.only.has('udp')) {
       const busyConfig: TunConfig = {
@@ -293,7 +293,9 @@ async function relay(args: Args, rows: Row[], configs: TunConfig[]): Promise<Rec
             direct: s.median(`${q}|direct`),
             socks: s.median(`${q}|socks`),
             tun: s.median(`${q}|tun:${tun.config.label}`),
-            ...(q === 'p50' ? { target: { kind: 'added-over-socks', max: 60 } as const } : {}),
+            ...(q === 'p50' && tun === main
+              ? { target: { kind: 'added-over-socks', max: 60 } as const }
+              : {}),
           });
       if (hop)
         rows.push({
@@ -312,9 +314,10 @@ async function relay(args: Args, rows: Row[], configs: TunConfig[]): Promise<Rec
       await warmUp([...paths, ...busyPaths], 'udp');
       for (let run = 0; run < args.runs; run++)
         for (const p of [...paths, ...busyPaths]) {
-          const r = await client(site, p, 'udp', { seconds: args.seconds });
+          const [r, cpu] = await withCpu(p, () => client(site, p, 'udp', { seconds: args.seconds }));
           progress(`run ${run + 1}/${args.runs} UDP exchanges/s ${key(p)}: ${r?.perSecond?.toFixed(0)}`);
           s.add(`udp|${key(p)}`, r?.perSecond ?? Number.NaN);
+          if (cpu !== undefined) s.add(`udp-cpu|${key(p)}`, cpu);
         }
       for (const tun of lanes)
         rows.push({
@@ -323,7 +326,13 @@ async function relay(args: Args, rows: Row[], configs: TunConfig[]): Promise<Rec
           direct: s.median('udp|direct'),
           socks: s.median('udp|socks'),
           tun: s.median(`udp|tun:${tun.config.label}`),
-          target: { kind: 'vs-socks', min: 0.85 },
+          ...(tun === main ? { target: { kind: 'vs-socks', min: 0.85 } as const } : {}),
+        });
+      for (const tun of lanes)
+        rows.push({
+          metric: `CPU of tun2socks during the UDP exchanges, ${tun.config.label}`,
+          unit: '% of a core',
+          tun: s.median(`udp-cpu|tun:${tun.config.label}`),
         });
     }
     extra.samples = s.all();

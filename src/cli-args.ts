@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
-import { MAX_BUSY_POLL_MS } from './busy-poll.js';
+import { type BusyPollSetting, MAX_BUSY_POLL_MS } from './busy-poll.js';
 import { LOG_LEVELS, type LogLevel } from './log.js';
 import { DEFAULT_SOCKS5_SPARES, MAX_SOCKS5_SPARES } from './proxy/socks5-spares.js';
 import { type ProxyConfig, parseProxyUrl } from './proxy/url.js';
@@ -46,8 +46,8 @@ export interface CliOptions extends RouteCliFlags {
   readonly dnsOverTcp: DnsOverTcpMode;
   /** Print the counters every this many ms (0: only on SIGUSR1). */
   readonly statsIntervalMs: number;
-  /** Busy-poll window after each packet in ms (0: off). */
-  readonly busyPollMs: number;
+  /** Busy polling after each packet: 'auto', or a fixed window in ms (0: off). */
+  readonly busyPoll: BusyPollSetting;
   /** TUN checksum/segmentation offload: 'auto' (when the kernel grants it) or 'off'. */
   readonly offload: 'auto' | 'off';
   /** Queues (worker threads, each with its own stack) of a multi-queue TUN; 1 = one queue in the main thread. */
@@ -93,9 +93,10 @@ Options:
   --pcap FILE            write every packet in and out to FILE (pcap, LINKTYPE_RAW)
   --icmp-echo on|off     answer ping for every address (default: on)
   --stats-interval DUR   print the counters periodically (default: 0, only on SIGUSR1)
-  --busy-poll DUR        after each packet keep polling instead of sleeping for DUR (e.g. 200us):
-                         lower round-trip latency and higher request rates for up to a core of
-                         CPU while traffic flows (default: 0, off)
+  --busy-poll MODE       after each packet keep polling instead of sleeping: auto (120us, spins
+                         that find nothing capped at 5% of a core), off, or a fixed DUR (e.g.
+                         200us, no cap): lower round-trip latency and higher request rates for up
+                         to a core of CPU while dense traffic flows (default: auto)
   --offload auto|off     TUN checksum and TCP segmentation offload (IFF_VNET_HDR) when the kernel
                          grants it (default: auto)
   --multi-queue N        open N queues of a multi-queue TUN, each served by a worker thread with its
@@ -164,9 +165,13 @@ export function parseSize(name: string, value: string, min: number, max: number)
   return n;
 }
 
-/** --busy-poll: a duration up to MAX_BUSY_POLL_MS (0 or absent: off). */
-function busyPoll(value: string | undefined): number {
-  return value === undefined ? 0 : parseDuration('busy-poll', value, MAX_BUSY_POLL_MS);
+/** --busy-poll: auto (default), off, or a duration up to MAX_BUSY_POLL_MS (0: off). */
+function busyPoll(value: string | undefined): BusyPollSetting {
+  if (value === undefined || value === 'auto') return 'auto';
+  if (value === 'off') return 0;
+  if (!/^\d/.test(value.trim()))
+    throw new UsageError(`--busy-poll must be auto, off or a duration like 200us, got "${value}"`);
+  return parseDuration('busy-poll', value, MAX_BUSY_POLL_MS);
 }
 
 function integerFlag(name: string, value: string | undefined, min: number, max: number): number | undefined {
@@ -308,7 +313,7 @@ export function parseCliArgs(argv: readonly string[], read?: (path: string) => s
       'never',
     ] as const),
     statsIntervalMs: duration('stats-interval', 0, 0),
-    busyPollMs: busyPoll(get('busy-poll')),
+    busyPoll: busyPoll(get('busy-poll')),
     offload: oneOf('offload', get('offload') ?? 'auto', ['auto', 'off'] as const),
     multiQueue: integerFlag('multi-queue', get('multi-queue'), 1, 64) ?? 1,
     ...parseRouteFlags({ one: get, all: getAll, on: getBool }, (m) => new UsageError(m)),

@@ -9,7 +9,7 @@ import type { Device } from './tun/device.js';
 import { openTun } from './tun/linux-tun.js';
 import { PcapDevice } from './tun/pcap.js';
 import { parseDeviceSpec } from './tun/spec.js';
-import type { Tun2SocksOptions } from './tun2socks.js';
+import type { Tun2SocksOptions, Tun2SocksStats } from './tun2socks.js';
 
 /** --tcp-sndbuf / --tcp-rcvbuf set the initial buffers; auto-tuning may still grow to the larger of the two maxima. */
 function tcpBuffers(opts: CliOptions): Partial<TcpConfig> {
@@ -71,13 +71,26 @@ export function engineOptions(opts: CliOptions, device: Device, log: Logger): Tu
         }
       : {}),
     runtime: {
-      busyPollMs: opts.busyPollMs,
+      busyPoll: opts.busyPoll,
       options: {
         icmpEcho: opts.icmpEcho,
         udp: { idleTimeoutMs: opts.udpTimeoutMs },
         tcp: tcpBuffers(opts),
       },
     },
+  };
+}
+
+/** The counters the CLI prints (SIGUSR1, --stats-interval): the engine's, with drops at the top. */
+export function countersOf(s: Tun2SocksStats): Record<string, unknown> {
+  return {
+    tcp: s.tcp,
+    udp: s.udp,
+    drops: s.stack.drops,
+    stack: { ...s.stack, drops: undefined },
+    device: s.device,
+    busyPoll: s.busyPoll,
+    ...(s.dialer !== undefined ? { dialer: s.dialer } : {}),
   };
 }
 

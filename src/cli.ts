@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { type CliOptions, HELP, parseCliArgs, UsageError } from './cli-args.js';
-import { engineOptions, openDevice, sumCounters } from './cli-engine.js';
+import { countersOf, engineOptions, openDevice, sumCounters } from './cli-engine.js';
 import { Logger } from './log.js';
 import type { FromQueueWorker, QueueWorkerData, ToQueueWorker } from './queue-worker.js';
 import { prepareRoute, undoOnExit } from './route/cli-route.js';
@@ -136,14 +136,7 @@ async function startSingle(opts: CliOptions, log: Logger): Promise<Running> {
     upstream: engine.upstream,
     offload: offloadText((device as { offload?: unknown }).offload),
     stats: async () => {
-      const s = engine.stats();
-      return {
-        tcp: s.tcp,
-        udp: s.udp,
-        drops: s.stack.drops,
-        stack: { ...s.stack, drops: undefined },
-        device: s.device,
-      };
+      return countersOf(engine.stats());
     },
     close: () => engine.close(),
   };

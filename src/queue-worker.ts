@@ -5,7 +5,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { CliOptions } from './cli-args.js';
-import { engineOptions, openDevice } from './cli-engine.js';
+import { countersOf, engineOptions, openDevice } from './cli-engine.js';
 import { Logger } from './log.js';
 import { Tun2Socks } from './tun2socks.js';
 
@@ -49,17 +49,7 @@ async function run(port: NonNullable<typeof parentPort>, data: QueueWorkerData):
   }
   port.on('message', (m: ToQueueWorker) => {
     if (m.type === 'stats') {
-      const s = engine.stats();
-      post({
-        type: 'stats',
-        stats: {
-          tcp: s.tcp,
-          udp: s.udp,
-          drops: s.stack.drops,
-          stack: { ...s.stack, drops: undefined },
-          device: s.device,
-        },
-      });
+      post({ type: 'stats', stats: countersOf(engine.stats()) });
     } else if (m.type === 'close') {
       void engine.close().finally(() => {
         post({ type: 'closed' });

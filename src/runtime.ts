@@ -6,7 +6,7 @@
 
 import { randomFillSync } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { BusyPoll } from './busy-poll.js';
+import { BusyPoll, type BusyPollSetting } from './busy-poll.js';
 import type { RandomSource } from './stack/random.js';
 import { Stack, type StackConfig } from './stack/stack.js';
 import type { TcpConnection, TcpRejectHow } from './stack/tcp/connection.js';
@@ -122,8 +122,8 @@ export function cryptoRandom(): RandomSource {
 /** Options of a runtime: the stack's config less what the runtime supplies. */
 export type RuntimeOptions = Omit<StackConfig, 'transmit' | 'random'> & {
   readonly random?: RandomSource;
-  /** Busy-poll window in ms after each packet (see busy-poll.ts); default 0, off. */
-  readonly busyPollMs?: number;
+  /** Busy polling after each packet (see busy-poll.ts): 'auto' (default), or a fixed window in ms (0: off). */
+  readonly busyPoll?: BusyPollSetting;
 };
 
 /** Joins a device and a stack, with the one timer the stack needs. */
@@ -134,7 +134,7 @@ export class StackRuntime implements PacketSink, SocketDriver, UdpDriver {
   private timerAt = Number.POSITIVE_INFINITY;
   private closed = false;
   private kicked = false;
-  /** Keeps the loop awake after packets when a busy-poll window is set. */
+  /** Keeps the loop awake for a moment after packets (busy polling). */
   readonly busy: BusyPoll;
   private tcpHandler: TcpRequestHandler | undefined;
   private udpHandler: UdpFlowHandler | undefined;
@@ -169,9 +169,9 @@ export class StackRuntime implements PacketSink, SocketDriver, UdpDriver {
   ) {
     // Offload as far as the device grants it (options may turn it off, never on).
     const offload = device.offload;
-    const { busyPollMs, ...config } = options;
+    const { busyPoll, ...config } = options;
     const given = config.options;
-    const busy = new BusyPoll(busyPollMs ?? 0);
+    const busy = new BusyPoll(busyPoll ?? 'auto');
     this.busy = busy;
     this.stack = new Stack({
       ...config,

@@ -5,6 +5,7 @@
  * Give it a proxy URL, or plug in your own dialers.
  */
 import { lookup } from 'node:dns/promises';
+import type { BusyPollStats } from './busy-poll.js';
 import { createDnsServer, type DnsOptions, type DnsServer, type DnsStats } from './dns/index.js';
 import type { Logger } from './log.js';
 import type { Destination, Dialer } from './proxy/dialer.js';
@@ -65,6 +66,8 @@ export interface Tun2SocksStats {
   readonly udp: UdpRelayStats;
   readonly stack: Record<string, number | Record<string, number>>;
   readonly device: Readonly<Record<string, number>>;
+  /** Busy polling: loop turns spun, spins that found nothing, periods capped (busy-poll.ts). */
+  readonly busyPoll: Readonly<BusyPollStats>;
   /** DNS counters; absent when DNS is 'direct'. */
   readonly dns?: DnsStats;
   /** The dialer's own counters (SOCKS5 spares: ready, taken, opened, dropped); absent when it has none. */
@@ -191,6 +194,7 @@ export class Tun2Socks {
       udp: this.udpRelay?.stats ?? newUdpRelayStats(),
       stack: this.runtime.stack.stats.snapshot(),
       device: { ...this.options.device.stats } as Record<string, number>,
+      busyPoll: { ...this.runtime.busy.stats },
       ...(this.dns !== undefined ? { dns: this.dns.stats } : {}),
       ...(this.dialer.stats !== undefined ? { dialer: this.dialer.stats() } : {}),
     };

@@ -18,7 +18,7 @@ describe('parseCliArgs', () => {
     expect(o.loglevel).toBe('info');
     expect(o.dnsOverTcp).toBe('auto');
     expect(o.tcpAccept).toBe('auto');
-    expect(o.busyPollMs).toBe(0);
+    expect(o.busyPoll).toBe('auto');
     expect(o.socks5Spares).toBe(1);
     expect(o.tcpSndbuf).toBeUndefined();
   });
@@ -56,7 +56,9 @@ describe('parseCliArgs', () => {
       '0',
     ]);
     expect(o.socks5Spares).toBe(0);
-    expect(o.busyPollMs).toBe(0.25);
+    expect(o.busyPoll).toBe(0.25);
+    expect(parseCliArgs(['--device', 'tun0', '--busy-poll', 'off']).busyPoll).toBe(0);
+    expect(parseCliArgs(['--device', 'tun0', '--busy-poll', 'auto']).busyPoll).toBe('auto');
     expect(o.device).toBe('tun://tun7');
     expect(o.proxy).toMatchObject({ kind: 'socks5', host: '198.18.1.1', port: 1080 });
     expect([o.mtu, o.udpTimeoutMs, o.tcpIdleTimeoutMs, o.dialTimeoutMs]).toEqual([
@@ -95,6 +97,7 @@ describe('parseCliArgs', () => {
     [['--device', 'tun0', '--mtu', 'big'], /--mtu must be a whole number/],
     [['--device', 'tun0', '--loglevel', 'loud'], /--loglevel must be one of/],
     [['--device', 'tun0', '--busy-poll', '20ms'], /--busy-poll must be at most 10ms/],
+    [['--device', 'tun0', '--busy-poll', 'always'], /--busy-poll must be auto, off or a duration like 200us/],
     [['--device', 'tun0', '--socks5-spares', '17'], /--socks5-spares must be from 0 to 16/],
     [['--device', 'tun0', '--dns-over-tcp', 'maybe'], /--dns-over-tcp must be one of auto, always, never/],
     [
