@@ -135,9 +135,7 @@ async function startSingle(opts: CliOptions, log: Logger): Promise<Running> {
     mtu: device.mtu,
     upstream: engine.upstream,
     offload: offloadText((device as { offload?: unknown }).offload),
-    stats: async () => {
-      return countersOf(engine.stats());
-    },
+    stats: async () => countersOf(engine.stats()),
     close: () => engine.close(),
   };
 }
