@@ -100,15 +100,11 @@ export class BusyPoll {
   touch(): void {
     if (this.windowMs === 0 || this.stopped) return;
     const now = this.now();
-    if (this.spinning) {
-      // The loop spun since the last touch and this packet came: that spinning paid off.
-      this.usefulMs += now - this.lastTouch;
-      this.lastTouch = now;
-      this.hotUntil = now + this.windowMs;
-      return;
-    }
+    // Spinning since the last touch, and this packet came: that spinning paid off.
+    if (this.spinning) this.usefulMs += now - this.lastTouch;
     this.lastTouch = now;
     this.hotUntil = now + this.windowMs;
+    if (this.spinning) return;
     if (now >= this.periodEnd) {
       this.periodEnd = now + AUTO_PERIOD_MS;
       this.wastedMs = 0;

@@ -18,6 +18,9 @@ const turns = async (n = 3) => {
   for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
 };
 
+/** Lone packets (each spin runs out its whole window) that use up one period's waste budget. */
+const SPARSE_BUDGET = Math.ceil((AUTO_WASTE_SHARE * AUTO_PERIOD_MS) / AUTO_WINDOW_MS);
+
 /** An 'auto' BusyPoll on a clock the test moves. */
 function autoOnClock(): { busy: BusyPoll; clock: { t: number } } {
   const clock = { t: 1000 };
@@ -70,21 +73,20 @@ describe('BusyPoll', () => {
 
   it("'auto': sparse packets waste at most the period's share, then the loop sleeps until the next period", async () => {
     const { busy, clock } = autoOnClock();
-    const budget = Math.ceil((AUTO_WASTE_SHARE * AUTO_PERIOD_MS) / AUTO_WINDOW_MS);
-    for (let i = 0; i < budget; i++) await lonePacket(busy, clock);
-    expect(busy.stats.idleSpins).toBe(budget);
+    for (let i = 0; i < SPARSE_BUDGET; i++) await lonePacket(busy, clock);
+    expect(busy.stats.idleSpins).toBe(SPARSE_BUDGET);
     expect(busy.stats.capped).toBe(1);
     // Over budget: a packet no longer starts a spin.
     const spun = busy.turns;
     busy.touch();
     await turns();
     expect(busy.turns).toBe(spun);
-    expect(busy.stats.idleSpins).toBe(budget);
+    expect(busy.stats.idleSpins).toBe(SPARSE_BUDGET);
     // The next period starts with a fresh budget.
     clock.t += AUTO_PERIOD_MS;
     await lonePacket(busy, clock);
     expect(busy.turns).toBeGreaterThan(spun);
-    expect(busy.stats.idleSpins).toBe(budget + 1);
+    expect(busy.stats.idleSpins).toBe(SPARSE_BUDGET + 1);
   });
 
   it("'auto': spinning that ends with a packet buys room for the odd longer gap", async () => {
@@ -98,9 +100,8 @@ describe('BusyPoll', () => {
     }
     expect(busy.stats.idleSpins).toBe(0);
     // Twice the sparse budget of lone packets: still spinning, thanks to the useful spinning.
-    const sparseBudget = Math.ceil((AUTO_WASTE_SHARE * AUTO_PERIOD_MS) / AUTO_WINDOW_MS);
-    for (let i = 0; i < 2 * sparseBudget; i++) await lonePacket(busy, clock);
-    expect(busy.stats.idleSpins).toBe(2 * sparseBudget);
+    for (let i = 0; i < 2 * SPARSE_BUDGET; i++) await lonePacket(busy, clock);
+    expect(busy.stats.idleSpins).toBe(2 * SPARSE_BUDGET);
     expect(busy.stats.capped).toBe(0);
   });
 
