@@ -26,6 +26,8 @@ export interface DeviceStats {
   rxWakeups: number;
   /** Packets read that were TCP super-segments (virtio-net GSO), each counted once in rxPackets. */
   rxGsoPackets: number;
+  /** io_uring submissions that wrote several packets with one system call (txPackets / txBatches: packets per call). */
+  txBatches: number;
   /** Packets written as TCP super-segments for the kernel to cut, each counted once in txPackets. */
   txGsoPackets: number;
 }
@@ -55,11 +57,17 @@ export interface Device {
    * that much room before the packet in its buffer, and says so in `TxMeta.headroom`, saves a copy.
    */
   readonly txHeadroom?: number;
+  /**
+   * How a TUN hands written packets to the kernel: 'uring' (a turn's packets in one io_uring
+   * submission, sent before the turn ends) or 'write' (one system call each). Absent: in memory.
+   */
+  readonly writeMode?: 'uring' | 'write';
   /** Starts delivering received packets to `sink`. */
   start(sink: PacketSink): void;
   /**
-   * Writes one IP packet synchronously. Returns false when dropped (counted). The caller may reuse
-   * `packet` after return. `meta` (offload requests) is honoured only as far as `offload` grants.
+   * Writes one IP packet: synchronously, or copied into a batch that goes out before this turn of
+   * the event loop ends (writeMode 'uring'). Returns false when dropped (counted); a batched write
+   * that fails later is counted then. The caller may reuse `packet` after return. `meta` (offload requests) is honoured only as far as `offload` grants.
    */
   write(packet: Uint8Array, meta?: TxMeta): boolean;
   /** Stops reading and releases the device. Idempotent. */
@@ -79,5 +87,6 @@ export function newDeviceStats(): DeviceStats {
     rxWakeups: 0,
     rxGsoPackets: 0,
     txGsoPackets: 0,
+    txBatches: 0,
   };
 }

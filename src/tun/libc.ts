@@ -1,5 +1,5 @@
 /**
- * The libc calls the TUN device needs, bound through koffi (the only koffi user in the project),
+ * The libc calls the TUN device needs, bound through koffi (with uring.ts, the only koffi users),
  * and the Linux constants that go with them. Bound lazily on first use, so importing `src/tun`
  * on a platform without glibc (or in a unit test of the memory device) loads nothing.
  *

@@ -32,6 +32,7 @@ import { TunError } from './errors.js';
 import { TunFlags } from './ioctl.js';
 import { Errno, errnoName, libc, POLLERR, POLLHUP, POLLIN, POLLNVAL, type PollWatch } from './libc.js';
 import { type OffloadMode, openTunHandle, type TunHandle } from './tun-open.js';
+import { DEFAULT_URING_ENTRIES, openUring, type UringWriter } from './uring.js';
 import { emitTxHeader, VIRTIO_NET_HDR_LENGTH, VnetFlags, VnetGso } from './vnet.js';
 
 /**
@@ -68,9 +69,23 @@ export interface TunOptions {
   multiQueue?: boolean;
   /** Most packets handed to the sink per drained batch before yielding to the loop. Default 256. */
   batch?: number;
+  /**
+   * How packets are written: 'uring' queues each turn's packets and writes them with one
+   * io_uring_enter(), 'write' calls write() per packet, 'auto' (the default) is 'uring' when the
+   * kernel allows io_uring, else 'write'.
+   */
+  writeMode?: WriteMode;
   /** Called once when reading stops on an unrecoverable error (e.g. the interface was deleted). */
   onError?: (err: TunError) => void;
 }
+
+/** How a TunDevice writes: see TunOptions.writeMode. */
+export type WriteMode = 'auto' | 'uring' | 'write';
+
+/** Packets larger than this (with their headers) bypass the io_uring arena: one copy of a 64 KB super-segment costs more than the system call it would save. */
+const URING_MAX_PACKET = 4096;
+/** user_data tag bit of a queued write: it was a TCP super-segment. */
+const TAG_GSO = 1;
 
 /** Default `batch`: packets per drain before yielding to other I/O. */
 export const DEFAULT_BATCH = 256;
@@ -95,7 +110,18 @@ export function openTun(opts: TunOptions = {}): TunDevice {
   const batch = opts.batch ?? DEFAULT_BATCH;
   if (!Number.isInteger(batch) || batch < 1 || batch > 65536)
     throw new RangeError(`batch must be an integer in 1..65536, not ${batch}`);
-  return new TunDevice(openTunHandle(opts), readMode, batch, opts.onError);
+  const writeMode = opts.writeMode ?? 'auto';
+  if (writeMode !== 'auto' && writeMode !== 'uring' && writeMode !== 'write')
+    throw new TypeError(`writeMode must be 'auto', 'uring' or 'write', not ${String(writeMode)}`);
+  const dev = new TunDevice(openTunHandle(opts), readMode, batch, opts.onError);
+  if (writeMode !== 'write') {
+    const why = dev.useUring();
+    if (why !== undefined && writeMode === 'uring') {
+      void dev.close();
+      throw new TunError('TUN_UNSUPPORTED', `TUN ${dev.name}: writeMode 'uring': ${why}`, undefined);
+    }
+  }
+  return dev;
 }
 
 /** A TUN device opened by openTun(): the Device over a non-blocking /dev/net/tun fd. */
@@ -145,6 +171,12 @@ export class TunDevice implements Device {
   #closed: Promise<void> | undefined;
   #resolveClosed: (() => void) | undefined;
   #errorRun = 0;
+  /** Batched writes, when io_uring is in use (see useUring). */
+  #uring: UringWriter | undefined;
+  /** A microtask to submit the queued writes is pending. */
+  #submitPending = false;
+  /** Why io_uring is not used when it was wanted (e.g. `io_uring_setup refused (EPERM)`). */
+  uringNote: string | undefined;
 
   /** Wraps an opened handle; use openTun(). */
   constructor(
@@ -175,6 +207,63 @@ export class TunDevice implements Device {
     this.#pollView.setInt16(12, POLLIN, LITTLE);
   }
 
+  /** How packets are written: 'uring' (batched per turn) or 'write' (one system call each). */
+  get writeMode(): 'uring' | 'write' {
+    return this.#uring === undefined ? 'write' : 'uring';
+  }
+
+  /**
+   * Switches writing to io_uring batches (`entries`: the most packets per submit); returns why not
+   * when the kernel refuses (writes stay on write()). Called by openTun() unless writeMode is 'write'.
+   */
+  useUring(entries = DEFAULT_URING_ENTRIES): string | undefined {
+    if (this.#uring !== undefined) return undefined;
+    const u = openUring(this.#fd, this.#onWritten, entries);
+    if (typeof u === 'string') {
+      this.uringNote = u;
+      return u;
+    }
+    this.#uring = u;
+    return undefined;
+  }
+
+  /** A queued write completed: `result` bytes or -errno, of `length` bytes with the prefix. */
+  readonly #onWritten = (result: number, length: number, tag: number): void => {
+    const stats = this.stats;
+    if (result === length) {
+      stats.txPackets++;
+      stats.txBytes += length - this.#prefix;
+      if ((tag & TAG_GSO) !== 0) stats.txGsoPackets++;
+    } else if (result === -Errno.EAGAIN || result === -Errno.ENOBUFS) stats.txDropped++;
+    else stats.txErrors++;
+  };
+
+  readonly #submitQueued = (): void => {
+    this.#submitPending = false;
+    this.flushWrites();
+  };
+
+  /** Hands queued writes to the kernel now (otherwise they go at the end of this turn). */
+  flushWrites(): void {
+    const u = this.#uring;
+    if (u === undefined || u.queued === 0) return;
+    const single = u.withdrawSingle();
+    if (single !== undefined) {
+      const c = libc();
+      const n = c.write(this.#fd, single, single.length);
+      this.#onWritten(n < 0 ? -c.errno() : n, single.length, u.lastTag);
+      return;
+    }
+    this.stats.txBatches++;
+    const errno = u.submit();
+    if (errno !== 0) {
+      // io_uring_enter keeps failing: back to write() (the packets it refused were counted as errors).
+      this.uringNote = `io_uring_enter failed (${errnoName(errno)}); writing with write()`;
+      u.close();
+      this.#uring = undefined;
+    }
+  }
+
   /** The TUN file descriptor (-1 once closed), e.g. to hand over to a child process. */
   get fd(): number {
     return this.#fd;
@@ -202,6 +291,31 @@ export class TunDevice implements Device {
       stats.txErrors++;
       return false;
     }
+    const u = this.#uring;
+    if (u !== undefined) {
+      const len = packet.length + prefix;
+      if (len <= URING_MAX_PACKET) {
+        let slot = u.reserve(len);
+        if (slot === undefined) {
+          this.flushWrites();
+          slot = u.reserve(len);
+        }
+        if (slot !== undefined) {
+          slot.set(packet, prefix);
+          if (prefix !== 0) this.#writePrefix(slot, packet, meta);
+          const gso =
+            this.#vnetAt >= 0 && meta !== undefined && meta.gsoType !== VnetGso.NONE && this.offload.tso;
+          u.queue(len, gso ? TAG_GSO : 0);
+          if (!this.#submitPending) {
+            this.#submitPending = true;
+            queueMicrotask(this.#submitQueued);
+          }
+          return true;
+        }
+      }
+      // Too large for the arena: what was queued goes first, in order.
+      this.flushWrites();
+    }
     let buf = packet;
     let len = packet.length;
     if (prefix !== 0) {
@@ -213,15 +327,7 @@ export class TunDevice implements Device {
         buf = this.#txBuf ??= new Uint8Array(MAX_PACKET + prefix);
         buf.set(packet, prefix);
       }
-      if (this.#packetInfo) {
-        // struct tun_pi { u16 flags; be16 proto }: the kernel takes skb->protocol from proto.
-        const proto = packet[0]! >> 4 === 6 ? ETH_P_IPV6 : ETH_P_IP;
-        buf[0] = 0;
-        buf[1] = 0;
-        buf[2] = proto >> 8;
-        buf[3] = proto & 0xff;
-      }
-      if (this.#vnetAt >= 0) emitTxHeader(this.offload.csum ? meta : undefined, buf, this.#vnetAt);
+      this.#writePrefix(buf, packet, meta);
     }
     const c = libc();
     const n = c.write(this.#fd, buf, len);
@@ -236,6 +342,19 @@ export class TunDevice implements Device {
     if (errno === Errno.EAGAIN || errno === Errno.ENOBUFS) stats.txDropped++;
     else stats.txErrors++;
     return false;
+  }
+
+  /** Writes the packet-info and virtio-net headers in front of `packet`'s copy in `buf`. */
+  #writePrefix(buf: Uint8Array, packet: Uint8Array, meta: TxMeta | undefined): void {
+    if (this.#packetInfo) {
+      // struct tun_pi { u16 flags; be16 proto }: the kernel takes skb->protocol from proto.
+      const proto = packet[0]! >> 4 === 6 ? ETH_P_IPV6 : ETH_P_IP;
+      buf[0] = 0;
+      buf[1] = 0;
+      buf[2] = proto >> 8;
+      buf[3] = proto & 0xff;
+    }
+    if (this.#vnetAt >= 0) emitTxHeader(this.offload.csum ? meta : undefined, buf, this.#vnetAt);
   }
 
   /** Stops reading, wakes and waits for the in-flight poll/read, then closes the fds. Idempotent. */
@@ -258,6 +377,11 @@ export class TunDevice implements Device {
   /** Closes the fds and resolves close(); runs once nothing is in flight. Idempotent. */
   #release(): void {
     const c = libc();
+    if (this.#uring !== undefined) {
+      this.flushWrites();
+      this.#uring?.close();
+      this.#uring = undefined;
+    }
     if (this.#fd >= 0) c.close(this.#fd);
     if (this.#eventFd >= 0) c.close(this.#eventFd);
     this.#fd = -1;

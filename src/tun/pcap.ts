@@ -190,6 +190,11 @@ export class PcapDevice implements Device {
    */
   readonly offload: DeviceOffload = NO_OFFLOAD;
 
+  /** The wrapped device's write mode. */
+  get writeMode(): 'uring' | 'write' | undefined {
+    return this.#inner.writeMode;
+  }
+
   /** The wrapped device's MTU. */
   get mtu(): number {
     return this.#inner.mtu;

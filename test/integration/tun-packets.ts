@@ -82,3 +82,16 @@ export function receiveUdpScript(host: string, port: number): string {
     `s.bind(${port},'${host}',()=>console.log('ready'));setTimeout(()=>process.exit(3),15000).unref()`
   );
 }
+
+/**
+ * A node one-liner that binds UDP host:port, prints "ready", collects `count` datagrams (or what
+ * came within 10 s), then prints them as one JSON array of strings and exits.
+ */
+export function receiveManyUdpScript(host: string, port: number, count: number): string {
+  return (
+    `const s=require('node:dgram').createSocket('udp4');const got=[];` +
+    `const done=()=>{console.log(JSON.stringify(got));process.exit(0)};` +
+    `s.on('message',(m)=>{got.push(m.toString());if(got.length>=${count})done()});` +
+    `s.bind(${port},'${host}',()=>console.log('ready'));setTimeout(done,10000).unref()`
+  );
+}

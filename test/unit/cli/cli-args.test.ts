@@ -153,6 +153,15 @@ describe('parseCliArgs', () => {
     );
   });
 
+  it('--tun-write', () => {
+    expect(parseCliArgs(['--device', 'tun0']).tunWrite).toBe('auto');
+    expect(parseCliArgs(['--device', 'tun0', '--tun-write', 'write']).tunWrite).toBe('write');
+    expect(parseCliArgs(['--device', 'tun0', '--tun-write', 'uring']).tunWrite).toBe('uring');
+    expect(() => parseCliArgs(['--device', 'tun0', '--tun-write', 'writev'])).toThrow(
+      /--tun-write must be one of auto, uring, write/,
+    );
+  });
+
   it('--help and --version need no device', () => {
     expect(parseCliArgs(['--help']).help).toBe(true);
     expect(parseCliArgs(['-v']).version).toBe(true);
