@@ -66,6 +66,7 @@ export const Errno = {
   ENOSYS: 38,
   EBADFD: 77,
   ENOBUFS: 105,
+  ETIMEDOUT: 110,
 } as const;
 
 /** The symbolic name of an errno value, e.g. `EBUSY`, or `errno N` when unknown. */

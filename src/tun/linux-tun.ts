@@ -32,7 +32,7 @@ import { TunError } from './errors.js';
 import { TunFlags } from './ioctl.js';
 import { Errno, errnoName, libc, POLLERR, POLLHUP, POLLIN, POLLNVAL, type PollWatch } from './libc.js';
 import { type OffloadMode, openTunHandle, type TunHandle } from './tun-open.js';
-import { DEFAULT_URING_ENTRIES, openUring, type UringWriter } from './uring.js';
+import { DEFAULT_URING_ENTRIES, openUring, type Uring } from './uring.js';
 import { emitTxHeader, VIRTIO_NET_HDR_LENGTH, VnetFlags, VnetGso } from './vnet.js';
 
 /**
@@ -84,6 +84,10 @@ export type WriteMode = 'auto' | 'uring' | 'write';
 
 /** Packets larger than this (with their headers) bypass the io_uring arena: one copy of a 64 KB super-segment costs more than the system call it would save. */
 const URING_MAX_PACKET = 4096;
+/** Reads per io_uring_enter after a drain that found the queue empty early. */
+const MIN_READ_AHEAD = 4;
+/** The read ring's arena: slots of the MTU plus headers, as many as fit (at most `batch`). */
+const URING_RX_ARENA_BYTES = 256 * 1024;
 /** user_data tag bit of a queued write: it was a TCP super-segment. */
 const TAG_GSO = 1;
 
@@ -172,7 +176,23 @@ export class TunDevice implements Device {
   #resolveClosed: (() => void) | undefined;
   #errorRun = 0;
   /** Batched writes, when io_uring is in use (see useUring). */
-  #uring: UringWriter | undefined;
+  #uring: Uring | undefined;
+  /** Reads through io_uring (no TSO and packets that fit a slot; see useUring). */
+  #rxRing: Uring | undefined;
+  /** Bytes per read slot of `#rxRing`'s arena, and the number of slots. */
+  #rxSlot = 0;
+  #rxSlots = 0;
+  /** Reads per io_uring_enter (adapted per drain). */
+  #readAhead = MIN_READ_AHEAD;
+  /** Per submit: packets delivered, and whether a read found the queue empty. */
+  #rxGot = 0;
+  #rxEmpty = false;
+  /** A read found a packet larger than its slot. */
+  #rxTooSmall = false;
+  /** Packets delivered in this drain. */
+  #delivered = 0;
+  /** Inside #drain (packets being handed to the sink). */
+  #draining = false;
   /** A microtask to submit the queued writes is pending. */
   #submitPending = false;
   /** Why io_uring is not used when it was wanted (e.g. `io_uring_setup refused (EPERM)`). */
@@ -224,7 +244,30 @@ export class TunDevice implements Device {
       return u;
     }
     this.#uring = u;
+    // Reads too: slots as large as the largest packet (a TSO super-segment: 64 KB), as many as
+    // fit the arena but at least MIN_READ_AHEAD.
+    // A slot is longer than the largest packet (a read that fills one was cut short) and a
+    // multiple of 64 bytes.
+    const slot = ((this.#rxMaxPacket() + this.#prefix) | 63) + 1;
+    const slots = Math.min(this.#batch, Math.max(MIN_READ_AHEAD, Math.floor(URING_RX_ARENA_BYTES / slot)));
+    const rx = openUring(this.#fd, this.#onRingRead, entries, slots * slot);
+    if (typeof rx === 'string') this.uringNote = `reads: ${rx}`;
+    else {
+      this.#rxRing = rx;
+      this.#rxSlot = slot;
+      this.#rxSlots = Math.min(slots, rx.room);
+    }
     return undefined;
+  }
+
+  /** The largest packet a read can return: a TSO super-segment, else the MTU (at least 1500). */
+  #rxMaxPacket(): number {
+    return this.offload.tso ? MAX_PACKET : Math.max(this.mtu, 1500);
+  }
+
+  /** Reads go through the io_uring (several per system call) rather than one read() each. */
+  get readsThroughUring(): boolean {
+    return this.#rxRing !== undefined;
   }
 
   /** A queued write completed: `result` bytes or -errno, of `length` bytes with the prefix. */
@@ -305,7 +348,7 @@ export class TunDevice implements Device {
           if (prefix !== 0) this.#writePrefix(slot, packet, meta);
           const gso =
             this.#vnetAt >= 0 && meta !== undefined && meta.gsoType !== VnetGso.NONE && this.offload.tso;
-          u.queue(len, gso ? TAG_GSO : 0);
+          u.queueWrite(len, gso ? TAG_GSO : 0);
           if (!this.#submitPending) {
             this.#submitPending = true;
             queueMicrotask(this.#submitQueued);
@@ -370,7 +413,8 @@ export class TunDevice implements Device {
     }
     this.#unwatch();
     if (this.#inFlight) libc().write(this.#eventFd, this.#wake, 8);
-    else this.#release();
+    else if (!this.#draining) this.#release();
+    // (A close() from a packet's handler inside a drain: the drain releases when it ends.)
     return this.#closed;
   }
 
@@ -382,6 +426,8 @@ export class TunDevice implements Device {
       this.#uring?.close();
       this.#uring = undefined;
     }
+    this.#rxRing?.close();
+    this.#rxRing = undefined;
     if (this.#fd >= 0) c.close(this.#fd);
     if (this.#eventFd >= 0) c.close(this.#eventFd);
     this.#fd = -1;
@@ -441,23 +487,92 @@ export class TunDevice implements Device {
   #drain(): void {
     const sink = this.#sink!;
     this.stats.rxWakeups++;
-    let n = 0;
-    let more = true;
-    // Every attempt counts against the budget, so a run of EINTRs cannot spin here either.
-    for (let i = 0; i < this.#batch && !this.#closing; i++) {
-      const r = this.#readOnce(sink);
-      if (r === 0) {
-        more = false;
-        break;
-      }
-      if (r > 0) n++;
+    this.#delivered = 0;
+    this.#draining = true;
+    let more: boolean;
+    try {
+      more = this.#rxRing !== undefined ? this.#drainRing() : this.#drainReads(sink);
+    } finally {
+      this.#draining = false;
     }
-    if (n > 0) sink.flush();
+    if (this.#delivered > 0) sink.flush();
     if (this.#closing) this.#release();
     else if (this.readError !== undefined || this.#watch !== undefined) return;
     else if (more) this.#immediate = setImmediate(this.#continueDrain);
     else this.#armPoll();
   }
+
+  /** One read() per packet until EAGAIN or the budget; true when the budget ran out first. */
+  #drainReads(sink: PacketSink): boolean {
+    // Every attempt counts against the budget, so a run of EINTRs cannot spin here either.
+    for (let i = 0; i < this.#batch && !this.#closing; i++) {
+      const r = this.#readOnce(sink);
+      if (r === 0) return false;
+      if (r > 0) this.#delivered++;
+    }
+    return true;
+  }
+
+  /**
+   * Reads through the io_uring: `#readAhead` reads per io_uring_enter, each into its own arena
+   * slot, until one finds the queue empty (EAGAIN, the fd being non-blocking) or the budget runs
+   * out (then true). The read-ahead doubles while every read finds a packet and shrinks to twice
+   * what the last submit found otherwise, so a lone packet costs a few empty reads, not a batch.
+   */
+  #drainRing(): boolean {
+    const ring = this.#rxRing!;
+    const slot = this.#rxSlot;
+    let budget = this.#batch;
+    while (budget > 0 && !this.#closing && this.readError === undefined) {
+      const k = Math.min(this.#readAhead, budget, ring.room);
+      for (let i = 0; i < k; i++) ring.queueRead(i * slot, slot, i);
+      this.#rxGot = 0;
+      this.#rxEmpty = false;
+      const errno = ring.submit();
+      budget -= k;
+      if (errno !== 0) {
+        // io_uring_enter keeps failing: read() from now on (nothing was lost: reads not taken
+        // never ran).
+        this.uringNote = `io_uring_enter failed for reads (${errnoName(errno)}); reading with read()`;
+        ring.close();
+        this.#rxRing = undefined;
+        return true;
+      }
+      if (this.#rxTooSmall) {
+        this.uringNote = 'a packet larger than the io_uring read slots (MTU raised?); reading with read()';
+        ring.close();
+        this.#rxRing = undefined;
+        return true;
+      }
+      const got = this.#rxGot;
+      if (this.#rxEmpty) {
+        this.#readAhead = Math.max(MIN_READ_AHEAD, Math.min(this.#rxSlots, got * 2));
+        return false;
+      }
+      this.#readAhead = Math.min(this.#rxSlots, k * 2);
+    }
+    return !this.#closing && this.readError === undefined;
+  }
+
+  /** A read through the io_uring completed: `result` bytes into slot `tag`, or -errno. */
+  readonly #onRingRead = (result: number, _length: number, tag: number): void => {
+    if (this.#closing || this.readError !== undefined) return;
+    if (result >= this.#rxSlot) {
+      // A packet larger than the slots (the MTU was raised after open): the TUN copied what fit
+      // (a slot is always longer than the largest packet expected, so a full slot means cut). It
+      // is lost; reads go back to read() and its 64 KB buffer.
+      this.stats.rxErrors++;
+      this.#rxTooSmall = true;
+    } else if (result > this.#prefix) {
+      this.#errorRun = 0;
+      this.#rxGot++;
+      this.#delivered++;
+      const at = tag * this.#rxSlot;
+      this.#deliver(this.#sink!, this.#rxRing!.arena, at, at + result);
+    } else if (result === -Errno.EAGAIN) this.#rxEmpty = true;
+    else if (result >= 0) this.#emptyRead();
+    else if (result !== -Errno.EINTR) this.#readFailed(-result);
+  };
 
   /**
    * One synchronous read: delivers a packet and returns 1, returns 0 when there is nothing to read
@@ -468,18 +583,25 @@ export class TunDevice implements Device {
     const r = c.read(this.#fd, this.#rxBuf, RX_BUFFER_BYTES);
     if (r > this.#prefix) {
       this.#errorRun = 0;
-      this.#deliver(sink, r);
+      this.#deliver(sink, this.#rxBuf, 0, r);
       return 1;
     }
-    if (r >= 0) {
-      // A 0-byte read or a bare packet-info header: nothing usable.
-      if (++this.#errorRun >= MAX_CONSECUTIVE_ERRORS) return this.#fatal('empty reads', undefined);
-      this.stats.rxErrors++;
-      return -1;
-    }
+    if (r >= 0) return this.#emptyRead();
     const errno = c.errno();
     if (errno === Errno.EAGAIN) return 0;
     if (errno === Errno.EINTR) return -1;
+    return this.#readFailed(errno);
+  }
+
+  /** A 0-byte read or a bare packet-info header: nothing usable. Counted; 0 once reading stopped. */
+  #emptyRead(): number {
+    if (++this.#errorRun >= MAX_CONSECUTIVE_ERRORS) return this.#fatal('empty reads', undefined);
+    this.stats.rxErrors++;
+    return -1;
+  }
+
+  /** A read failed with `errno` (not EAGAIN/EINTR): counted, or reading stops (returns 0). */
+  #readFailed(errno: number): number {
     if (
       errno === Errno.EBADFD ||
       errno === Errno.EBADF ||
@@ -492,12 +614,12 @@ export class TunDevice implements Device {
     return -1;
   }
 
-  #deliver(sink: PacketSink, r: number): void {
+  /** Hands the packet read into `buf[start, end)` (its prefix first) to the sink. */
+  #deliver(sink: PacketSink, buf: Uint8Array, start: number, end: number): void {
     const stats = this.stats;
-    const buf = this.#rxBuf;
     let rxFlags = 0;
-    const at = this.#vnetAt;
-    if (at >= 0) {
+    if (this.#vnetAt >= 0) {
+      const at = start + this.#vnetAt;
       // virtio_net_hdr: flags at +0, gso_type at +1 (vnet.ts); the rest is not needed to receive.
       if ((buf[at]! & (VnetFlags.NEEDS_CSUM | VnetFlags.DATA_VALID)) !== 0)
         rxFlags = RxFlags.CHECKSUM_VERIFIED;
@@ -511,9 +633,10 @@ export class TunDevice implements Device {
         stats.rxGsoPackets++;
       }
     }
+    const packetAt = start + this.#prefix;
     stats.rxPackets++;
-    stats.rxBytes += r - this.#prefix;
-    sink.receive(buf.subarray(this.#prefix, r), rxFlags);
+    stats.rxBytes += end - packetAt;
+    sink.receive(buf.subarray(packetAt, end), rxFlags);
   }
 
   /** 'async-read': one read() per packet on the thread pool; a poll when the queue is empty. */
@@ -529,7 +652,7 @@ export class TunDevice implements Device {
     if (r > this.#prefix) {
       this.#errorRun = 0;
       this.stats.rxWakeups++;
-      this.#deliver(sink, r);
+      this.#deliver(sink, this.#rxBuf, 0, r);
       sink.flush();
       if (this.#closing) this.#release();
       else this.#readAsync();

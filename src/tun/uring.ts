@@ -30,17 +30,28 @@ const IORING_SETUP_SUBMIT_ALL = 1 << 7;
 const IORING_SETUP_COOP_TASKRUN = 1 << 8;
 /** io_uring_params.features: SQ and CQ rings share one mapping. */
 const IORING_FEAT_SINGLE_MMAP = 1 << 0;
-/** io_uring_enter flags. */
+/** io_uring_enter flags: wait for completions; `arg` is a struct io_uring_getevents_arg (Linux 5.11). */
 const IORING_ENTER_GETEVENTS = 1 << 0;
+const IORING_ENTER_EXT_ARG = 1 << 3;
+/** How long one wait for an unfinished request lasts (MAX_RETRIES of them at most). */
+const WAIT_NS = 100_000_000;
 /** mmap offsets of the ring fd. */
 const IORING_OFF_SQES = 0x10000000;
-/** SQE opcode: write(2) at an offset (-1: the file position, meaningless for a TUN). */
+/** SQE opcodes: read(2) and write(2) at an offset (-1: the file position, meaningless for a TUN). */
+const IORING_OP_READ = 22;
 const IORING_OP_WRITE = 23;
+/**
+ * rw_flags of a read: fail with EAGAIN when there is nothing to read. Without it io_uring does not
+ * return EAGAIN for a non-blocking fd whose driver supports NOWAIT (a TUN): it waits for a packet.
+ */
+const RWF_NOWAIT = 0x8;
 
 /** Sizes of the kernel's structs. */
 const PARAMS_BYTES = 120;
 const SQE_BYTES = 64;
 const CQE_BYTES = 16;
+/** struct io_uring_getevents_arg { u64 sigmask; u32 sigmask_sz; u32 min_wait_usec; u64 ts }. */
+const GETEVENTS_ARG_BYTES = 24;
 
 const PROT_READ_WRITE = 3;
 const MAP_SHARED = 0x01;
@@ -60,6 +71,8 @@ export const DEFAULT_URING_ARENA_BYTES = 512 * 1024;
 interface UringSys {
   setup(entries: number, params: Uint8Array): number;
   enter(fd: number, toSubmit: number, minComplete: number, flags: number): number;
+  /** Waits up to the timeout in `arg` (struct io_uring_getevents_arg) for `minComplete` completions. */
+  wait(fd: number, minComplete: number, arg: unknown): number;
   mmap(len: number, prot: number, flags: number, fd: number, offset: number): unknown;
   munmap(addr: unknown, len: number): number;
   close(fd: number): number;
@@ -85,6 +98,16 @@ function bind(): UringSys {
     setup: (entries, params) => setup(SYS_IO_URING_SETUP, entries, params) as number,
     enter: (fd, toSubmit, minComplete, flags) =>
       enter(SYS_IO_URING_ENTER, fd, toSubmit, minComplete, flags, null, 0) as number,
+    wait: (fd, minComplete, arg) =>
+      enter(
+        SYS_IO_URING_ENTER,
+        fd,
+        0,
+        minComplete,
+        IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG,
+        arg,
+        GETEVENTS_ARG_BYTES,
+      ) as number,
     mmap: (len, prot, flags, fd, offset) => mmap(null, len, prot, flags, fd, offset),
     munmap: lib.func('int munmap(void *addr, unsigned long len)') as UringSys['munmap'],
     close: lib.func('int close(int fd)') as UringSys['close'],
@@ -117,7 +140,7 @@ export function openUring(
   onComplete: UringCompletion,
   entries = DEFAULT_URING_ENTRIES,
   arenaBytes = DEFAULT_URING_ARENA_BYTES,
-): UringWriter | string {
+): Uring | string {
   let s: UringSys;
   try {
     s = bind();
@@ -161,7 +184,7 @@ export function openUring(
     s.close(fd);
     return `mmap of the io_uring arena failed (${errnoName(arena)})`;
   }
-  return new UringWriter(s, fd, targetFd, params, ring, sqes, arena, onComplete);
+  return new Uring(s, fd, targetFd, params, ring, sqes, arena, onComplete);
 }
 
 /**
@@ -169,7 +192,7 @@ export function openUring(
  * submit() hands everything queued to the kernel in one io_uring_enter() and reports each
  * completion. The owner must submit before the event loop turn ends (or the packets wait).
  */
-export class UringWriter {
+export class Uring {
   /** Packets queued since the last submit. */
   queued = 0;
 
@@ -200,6 +223,12 @@ export class UringWriter {
   /** Writes submitted and not yet completed (normally 0 after each submit). */
   #inFlight = 0;
   #closed = false;
+  /** Inside submit(): a close() from a completion waits for it to return. */
+  #submitting = false;
+  /** A request never completed: the arena must stay mapped (the kernel may still use it). */
+  #stuck = false;
+  /** struct io_uring_getevents_arg, then the struct __kernel_timespec its `ts` points to. */
+  readonly #waitArg: unknown;
 
   /** Use openUring(). */
   constructor(
@@ -234,6 +263,10 @@ export class UringWriter {
     this.#cqTailAt = u32(84) >>> 2;
     this.#cqMask = this.#ring32[u32(88) >>> 2]!;
     this.#cqesAt = u32(100) >>> 2;
+    this.#waitArg = koffi.alloc('uint8_t', GETEVENTS_ARG_BYTES + 16);
+    const arg = new DataView(koffi.view(this.#waitArg, GETEVENTS_ARG_BYTES + 16));
+    arg.setBigUint64(16, (koffi.address(this.#waitArg) as bigint) + BigInt(GETEVENTS_ARG_BYTES), true);
+    arg.setBigInt64(GETEVENTS_ARG_BYTES + 8, BigInt(WAIT_NS), true);
     const address = koffi.address(arena.ptr) as bigint;
     this.#arenaLo = Number(address & 0xffffffffn);
     this.#arenaHi = Number(address >> 32n);
@@ -241,7 +274,7 @@ export class UringWriter {
 
   /**
    * Room for a packet of `length` bytes in the arena, to be filled and then queued with
-   * queue(length, tag); undefined when the arena or the SQ is full (submit, then ask again) or the
+   * queueWrite(length, tag); undefined when the arena or the SQ is full (submit, then ask again) or the
    * packet could never fit.
    */
   reserve(length: number): Uint8Array | undefined {
@@ -252,23 +285,44 @@ export class UringWriter {
   }
 
   /** Queues the write of the `length` bytes last reserved; `tag` comes back with its completion. */
-  queue(length: number, tag: number): void {
+  queueWrite(length: number, tag: number): void {
     const at = this.#arenaUsed;
     // Next packet 8-byte aligned.
     this.#arenaUsed = (at + length + 7) & ~7;
-    const slot = this.#sqTail & this.#sqMask;
-    const w = slot * (SQE_BYTES / 4);
+    this.#push(IORING_OP_WRITE, 0, at, length, tag);
+  }
+
+  /**
+   * Queues a read of up to `length` bytes into the arena at `at` (the caller's fixed slots; it
+   * must not also reserve); the data is `arena.subarray(at, at + result)` in the completion.
+   */
+  queueRead(at: number, length: number, tag: number): void {
+    this.#push(IORING_OP_READ, RWF_NOWAIT, at, length, tag);
+  }
+
+  /** The arena (reads land in it; valid until close()). */
+  get arena(): Uint8Array {
+    return this.#arena.bytes;
+  }
+
+  /** Room for more SQEs before a submit. */
+  get room(): number {
+    return this.#sqEntries - this.queued;
+  }
+
+  #push(op: number, rwFlags: number, at: number, length: number, tag: number): void {
+    const w = (this.#sqTail & this.#sqMask) * (SQE_BYTES / 4);
     const q = this.#sqe32;
-    q[w] = IORING_OP_WRITE; // opcode, flags 0, ioprio 0
+    q[w] = op; // opcode, flags 0, ioprio 0
     q[w + 1] = this.#targetFd;
-    q[w + 2] = -1; // off = -1
+    q[w + 2] = -1; // off = -1: the file position (a TUN has none)
     q[w + 3] = -1;
     // addr = arena + at (the low half may carry into the high one).
     const lo = this.#arenaLo + at;
     q[w + 4] = lo | 0;
     q[w + 5] = this.#arenaHi + (lo > 0xffffffff ? 1 : 0);
     q[w + 6] = length;
-    q[w + 7] = 0; // rw_flags
+    q[w + 7] = rwFlags;
     q[w + 8] = length; // user_data: the length, then the tag
     q[w + 9] = tag;
     // buf_index, personality, splice_fd_in, addr3, pad: zero from mmap and never written.
@@ -301,8 +355,18 @@ export class UringWriter {
    */
   submit(): number {
     if (this.#closed) return Errno.EBADF;
+    if (this.queued === 0) return 0;
+    this.#submitting = true;
+    try {
+      return this.#submit();
+    } finally {
+      this.#submitting = false;
+      if (this.#closed) this.#unmap();
+    }
+  }
+
+  #submit(): number {
     const n = this.queued;
-    if (n === 0) return 0;
     Atomics.store(this.#ring32, this.#sqTailAt, this.#sqTail);
     let left = n;
     let errno = 0;
@@ -320,10 +384,17 @@ export class UringWriter {
     }
     this.queued = 0;
     this.#reap();
-    // A write the kernel could not finish inline still reads the arena: wait for it.
-    for (let i = 0; this.#inFlight > 0 && i <= MAX_RETRIES; i++) {
-      this.#sys.enter(this.#ringFd, 0, this.#inFlight, IORING_ENTER_GETEVENTS);
+    // A request the kernel could not finish inline (a write handed to its worker threads) still
+    // uses the arena: wait for it, but never for long. A request that stays unfinished leaves the
+    // ring stuck: its arena stays mapped and the owner goes back to plain system calls.
+    for (let i = 0; this.#inFlight > 0 && i < MAX_RETRIES; i++) {
+      if (this.#sys.wait(this.#ringFd, this.#inFlight, this.#waitArg) < 0 && koffi.errno() === Errno.EINVAL)
+        break;
       this.#reap();
+    }
+    if (this.#inFlight > 0) {
+      this.#stuck = true;
+      return Errno.ETIMEDOUT;
     }
     this.#arenaUsed = 0;
     if (left === 0) return 0;
@@ -352,12 +423,20 @@ export class UringWriter {
     Atomics.store(r, this.#cqHeadAt, head);
   }
 
-  /** Unmaps everything and closes the ring. Queued packets are dropped (submit first). Idempotent. */
+  /**
+   * Unmaps everything and closes the ring. Queued packets are dropped (submit first). Called from
+   * a completion (inside submit), it takes effect when submit returns. Idempotent.
+   */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    if (!this.#submitting) this.#unmap();
+  }
+
+  #unmap(): void {
     const s = this.#sys;
-    s.munmap(this.#arena.ptr, this.#arena.length);
+    if (!this.#stuck) s.munmap(this.#arena.ptr, this.#arena.length);
+    koffi.free(this.#waitArg);
     s.munmap(this.#sqes.ptr, this.#sqes.length);
     s.munmap(this.#ring.ptr, this.#ring.length);
     s.close(this.#ringFd);

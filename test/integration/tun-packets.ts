@@ -95,3 +95,11 @@ export function receiveManyUdpScript(host: string, port: number, count: number):
     `s.bind(${port},'${host}',()=>console.log('ready'));setTimeout(done,10000).unref()`
   );
 }
+
+/** A node one-liner that sends `count` UDP datagrams "#0".."#N-1" to host:port back to back, then exits. */
+export function sendManyUdpScript(host: string, port: number, count: number): string {
+  return (
+    `const s=require('node:dgram').createSocket('udp4');let i=0;` +
+    `const next=()=>{if(i===${count}){s.close();return}s.send('#'+i++,${port},'${host}',next)};next()`
+  );
+}

@@ -21,6 +21,7 @@ import {
   echoReply4,
   receiveManyUdpScript,
   receiveUdpScript,
+  sendManyUdpScript,
   sendUdpScript,
   udp4,
   udpPayload,
@@ -229,6 +230,37 @@ describe.skipIf(!canRunIntegration())('Linux TUN device', () => {
       /RX:.*\n\s*\d+\s+(\d+)/.exec((await ns.ip(['-s', 'link', 'show', tun.name])).stdout)![1],
     );
     expect(after - before).toBe(many);
+  });
+
+  it('reads a burst through io_uring in order, several packets per io_uring_enter', async () => {
+    const { tun, k } = await tunWithAddress({ writeMode: 'uring' });
+    expect(tun.readsThroughUring).toBe(true);
+    const c = collector();
+    tun.start(c.sink);
+    const n = 2000;
+    await ns.exec('node', ['-e', sendManyUdpScript(`198.18.${k}.2`, 5010, n)]);
+    await waitFor(() => c.packets.filter((p) => udpPayload(p, 5010)).length >= n, 10_000, 'the burst');
+    const got = c.packets.map((p) => text(udpPayload(p, 5010))).filter((t) => t !== undefined);
+    expect(got).toEqual(Array.from({ length: n }, (_, i) => `#${i}`));
+    expect(tun.stats.rxErrors).toBe(0);
+    expect(tun.readsThroughUring).toBe(true);
+  });
+
+  it('goes back to read() when a packet outgrows the io_uring read slots (MTU raised after open)', async () => {
+    // Without offload, so the read slots are MTU-sized (with TSO they hold 64 KB super-segments).
+    const { tun, k } = await tunWithAddress({ writeMode: 'uring', mtu: 1500, offload: 'off' });
+    expect(tun.readsThroughUring).toBe(true);
+    const c = collector();
+    tun.start(c.sink);
+    await ns.ip(['link', 'set', tun.name, 'mtu', '9000']);
+    const big = 'y'.repeat(8000);
+    await ns.exec('node', ['-e', sendUdpScript('udp4', `198.18.${k}.2`, 5011, big)]);
+    await waitFor(() => !tun.readsThroughUring, 5000, 'the fall-back to read()');
+    expect(tun.uringNote).toMatch(/larger than the io_uring read slots/);
+    expect(tun.stats.rxErrors).toBe(1);
+    await ns.exec('node', ['-e', sendUdpScript('udp4', `198.18.${k}.2`, 5011, big)]);
+    await waitFor(() => c.packets.some((p) => text(udpPayload(p, 5011)) === big), 5000, 'the big datagram');
+    expect(tun.readError).toBeUndefined();
   });
 
   it("falls back to write() when io_uring is refused ('auto')", async () => {
