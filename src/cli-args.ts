@@ -50,8 +50,8 @@ export interface CliOptions extends RouteCliFlags {
   readonly busyPoll: BusyPollSetting;
   /** TUN checksum/segmentation offload: 'auto' (when the kernel grants it) or 'off'. */
   readonly offload: 'auto' | 'off';
-  /** How TUN packets are written: 'auto' (io_uring batches when the kernel allows), 'uring' (required) or 'write'. */
-  readonly tunWrite: 'auto' | 'uring' | 'write';
+  /** How TUN packets are read and written: 'auto' (io_uring batches when the kernel allows), 'uring' (required) or 'plain'. */
+  readonly tunIo: 'auto' | 'uring' | 'plain';
   /** Queues (worker threads, each with its own stack) of a multi-queue TUN; 1 = one queue in the main thread. */
   readonly multiQueue: number;
   readonly help: boolean;
@@ -101,9 +101,9 @@ Options:
                          to a core of CPU while dense traffic flows (default: auto)
   --offload auto|off     TUN checksum and TCP segmentation offload (IFF_VNET_HDR) when the kernel
                          grants it (default: auto)
-  --tun-write MODE       how packets are written to the TUN: uring (each turn's packets in one
-                         io_uring_enter), write (one write() each), auto (uring when the kernel
-                         allows it; default)
+  --tun-io MODE          how the TUN is read and written: uring (a wake-up's reads and a turn's
+                         writes each in one io_uring_enter), plain (one read()/write() per
+                         packet), auto (uring when the kernel allows it; default)
   --multi-queue N        open N queues of a multi-queue TUN, each served by a worker thread with its
                          own stack; the kernel spreads flows over them (default: 1)
 ${ROUTE_HELP.trim()}
@@ -134,7 +134,7 @@ const OPTIONS = {
   'stats-interval': { type: 'string' },
   'busy-poll': { type: 'string' },
   offload: { type: 'string' },
-  'tun-write': { type: 'string' },
+  'tun-io': { type: 'string' },
   'multi-queue': { type: 'string' },
   ...ROUTE_OPTIONS,
   config: { type: 'string' },
@@ -321,7 +321,7 @@ export function parseCliArgs(argv: readonly string[], read?: (path: string) => s
     statsIntervalMs: duration('stats-interval', 0, 0),
     busyPoll: busyPoll(get('busy-poll')),
     offload: oneOf('offload', get('offload') ?? 'auto', ['auto', 'off'] as const),
-    tunWrite: oneOf('tun-write', get('tun-write') ?? 'auto', ['auto', 'uring', 'write'] as const),
+    tunIo: oneOf('tun-io', get('tun-io') ?? 'auto', ['auto', 'uring', 'plain'] as const),
     multiQueue: integerFlag('multi-queue', get('multi-queue'), 1, 64) ?? 1,
     ...parseRouteFlags({ one: get, all: getAll, on: getBool }, (m) => new UsageError(m)),
     help,

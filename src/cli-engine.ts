@@ -32,7 +32,7 @@ export function openDevice(opts: CliOptions): Device {
     ...spec,
     ...(opts.mtu !== undefined ? { mtu: opts.mtu } : {}),
     offload: opts.offload,
-    writeMode: opts.tunWrite,
+    ioMode: opts.tunIo,
     multiQueue: opts.multiQueue > 1,
   });
   if (opts.pcap !== undefined) device = new PcapDevice(device, opts.pcap);

@@ -69,7 +69,7 @@ async function main(argv: readonly string[]): Promise<void> {
     mtu: node.mtu,
     proxy: node.upstream,
     offload: node.offload,
-    writes: node.writes,
+    io: node.io,
     queues: opts.multiQueue,
     pcap: opts.pcap ?? 'off',
   });
@@ -118,8 +118,8 @@ interface Running {
   readonly mtu: number;
   readonly upstream: string;
   readonly offload: string;
-  /** How packets are written to the TUN ('uring' or 'write'). */
-  readonly writes: string;
+  /** How the TUN is read and written ('uring' or 'plain'). */
+  readonly io: string;
   stats(): Promise<Record<string, unknown>>;
   close(): Promise<void>;
 }
@@ -138,7 +138,7 @@ async function startSingle(opts: CliOptions, log: Logger): Promise<Running> {
     mtu: device.mtu,
     upstream: engine.upstream,
     offload: offloadText((device as { offload?: unknown }).offload),
-    writes: device.writeMode ?? 'write',
+    io: device.ioMode ?? 'plain',
     stats: async () => countersOf(engine.stats()),
     close: () => engine.close(),
   };
@@ -180,7 +180,7 @@ async function startQueues(opts: CliOptions, log: Logger): Promise<Running> {
     mtu: first.mtu,
     upstream: first.upstream,
     offload: offloadText(first.offload),
-    writes: first.writes,
+    io: first.io,
     stats: async () => {
       const all = await Promise.all(
         workers.map((w) => {

@@ -25,7 +25,7 @@ export type FromQueueWorker =
       readonly name: string;
       readonly mtu: number;
       readonly offload: unknown;
-      readonly writes: string;
+      readonly io: string;
       readonly upstream: string;
     }
   | { readonly type: 'error'; readonly message: string }
@@ -43,8 +43,8 @@ async function run(port: NonNullable<typeof parentPort>, data: QueueWorkerData):
     engine = new Tun2Socks(engineOptions(data.opts, device, log));
     await engine.start();
     const offload = (device as { offload?: unknown }).offload;
-    const writes = device.writeMode ?? 'write';
-    post({ type: 'ready', name: device.name, mtu: device.mtu, offload, writes, upstream: engine.upstream });
+    const io = device.ioMode ?? 'plain';
+    post({ type: 'ready', name: device.name, mtu: device.mtu, offload, io, upstream: engine.upstream });
   } catch (err) {
     post({ type: 'error', message: (err as Error).message });
     return;

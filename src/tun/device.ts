@@ -58,15 +58,16 @@ export interface Device {
    */
   readonly txHeadroom?: number;
   /**
-   * How a TUN hands written packets to the kernel: 'uring' (a turn's packets in one io_uring
-   * submission, sent before the turn ends) or 'write' (one system call each). Absent: in memory.
+   * How a TUN reads and writes: 'uring' (a drain's reads and a turn's writes each in one io_uring
+   * submission; writes go out before the turn ends) or 'plain' (one system call per packet).
+   * Absent: in memory.
    */
-  readonly writeMode?: 'uring' | 'write';
+  readonly ioMode?: 'uring' | 'plain';
   /** Starts delivering received packets to `sink`. */
   start(sink: PacketSink): void;
   /**
    * Writes one IP packet: synchronously, or copied into a batch that goes out before this turn of
-   * the event loop ends (writeMode 'uring'). Returns false when dropped (counted); a batched write
+   * the event loop ends (ioMode 'uring'). Returns false when dropped (counted); a batched write
    * that fails later is counted then. The caller may reuse `packet` after return. `meta` (offload requests) is honoured only as far as `offload` grants.
    */
   write(packet: Uint8Array, meta?: TxMeta): boolean;

@@ -191,8 +191,8 @@ export class PcapDevice implements Device {
   readonly offload: DeviceOffload = NO_OFFLOAD;
 
   /** The wrapped device's write mode. */
-  get writeMode(): 'uring' | 'write' | undefined {
-    return this.#inner.writeMode;
+  get ioMode(): 'uring' | 'plain' | undefined {
+    return this.#inner.ioMode;
   }
 
   /** The wrapped device's MTU. */

@@ -1,18 +1,19 @@
 /**
- * Batched TUN writes through io_uring (io_uring_setup(2), io_uring_enter(2)): a turn's packets are
- * copied into one arena and handed to the kernel with a single io_uring_enter() instead of one
- * write() each. The kernel issues each queued write inline and in order (the fd is non-blocking,
- * so none waits), posting a completion per packet; nothing stays in flight after a submit except
- * a write the kernel had to hand to its worker threads, which the next submit waits for before the
- * arena is reused.
+ * Batched TUN reads and writes through io_uring (io_uring_setup(2), io_uring_enter(2)). One ring
+ * serves one direction: its arena holds the packets (writes are copied in, reads land in fixed
+ * slots), an SQE per packet points into it, and one io_uring_enter() hands them all to the kernel,
+ * which issues each inline and in order (reads carry RWF_NOWAIT, so an empty queue answers EAGAIN
+ * rather than a wait) and posts a completion per packet, reported to the owner's callback. Nothing
+ * stays in flight after a submit, except a write the kernel handed to its worker threads, which
+ * the submit waits for (briefly) before the arena is reused.
  *
  * What it saves is the per-packet system call: entering and leaving the kernel plus a koffi call,
  * about 1-2 µs each on a VM (a null syscall measured 1.0 µs on the paravirtualized test host).
- * The kernel's own work per packet (the client's TCP receive, run inside each write) is unchanged.
+ * The kernel's own work per packet (for a write, the client's TCP receive) is unchanged.
  *
  * Memory: the rings and the SQE array are the kernel's (mmap of the ring fd), the arena is an
- * anonymous mapping of `arenaBytes`; all are viewed from JavaScript with koffi.view() and unmapped
- * by close(). Nothing here allocates per packet.
+ * anonymous mapping; all are viewed from JavaScript with koffi.view() and unmapped by close().
+ * Nothing here allocates per packet.
  *
  * Requires Linux 5.4 (IORING_FEAT_SINGLE_MMAP); `openUring` returns the reason instead of a ring
  * when io_uring is missing or refused (kernel.io_uring_disabled, a seccomp filter as in container
@@ -132,8 +133,8 @@ function map(s: UringSys, length: number, flags: number, fd: number, offset: num
 }
 
 /**
- * Opens a ring for writes to `targetFd`, or returns why it cannot (one line). `entries`: SQ size,
- * a power of two; `arenaBytes`: room for the packets of one submit.
+ * Opens a ring for reads or writes on `targetFd`, or returns why it cannot (one line). `entries`:
+ * SQ size, a power of two; `arenaBytes`: room for the packets of one submit.
  */
 export function openUring(
   targetFd: number,
@@ -188,9 +189,10 @@ export function openUring(
 }
 
 /**
- * One io_uring for writes to one fd. queue() copies a packet into the arena and fills an SQE;
- * submit() hands everything queued to the kernel in one io_uring_enter() and reports each
- * completion. The owner must submit before the event loop turn ends (or the packets wait).
+ * One io_uring for reads or writes on one fd. reserve() + queueWrite() copy a packet into the
+ * arena and fill an SQE; queueRead() points an SQE at a slot of the arena; submit() hands all
+ * that is queued to the kernel in one io_uring_enter() and reports each completion. The owner
+ * submits before its turn of the event loop ends (queued writes wait otherwise).
  */
 export class Uring {
   /** Packets queued since the last submit. */

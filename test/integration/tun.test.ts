@@ -168,19 +168,19 @@ describe.skipIf(!canRunIntegration())('Linux TUN device', () => {
     expect(tun.stats.txPackets).toBe(3);
   });
 
-  it('counts a write to a TUN that is down as an error, without throwing (write)', async () => {
-    const tun = openTun({ name: bed.ifname('t'), netns: ns.path, writeMode: 'write' });
+  it('counts a write to a TUN that is down as an error, without throwing (plain)', async () => {
+    const tun = openTun({ name: bed.ifname('t'), netns: ns.path, ioMode: 'plain' });
     open.push(tun);
-    expect(tun.writeMode).toBe('write');
+    expect(tun.ioMode).toBe('plain');
     expect(tun.write(udp4('198.18.9.2', 1, '198.18.9.1', 2, new Uint8Array(4)))).toBe(false);
     expect(tun.write(new Uint8Array(0))).toBe(false);
     expect(tun.stats.txErrors).toBe(2);
   });
 
   it('counts batched writes to a TUN that is down as errors when the batch goes out (uring)', async () => {
-    const tun = openTun({ name: bed.ifname('t'), netns: ns.path, writeMode: 'uring' });
+    const tun = openTun({ name: bed.ifname('t'), netns: ns.path, ioMode: 'uring' });
     open.push(tun);
-    expect(tun.writeMode).toBe('uring');
+    expect(tun.ioMode).toBe('uring');
     // Queued: the verdict comes when the turn's batch is submitted (two packets: one submit).
     expect(tun.write(udp4('198.18.9.2', 1, '198.18.9.1', 2, new Uint8Array(4)))).toBe(true);
     expect(tun.write(udp4('198.18.9.2', 1, '198.18.9.1', 2, new Uint8Array(5)))).toBe(true);
@@ -191,8 +191,8 @@ describe.skipIf(!canRunIntegration())('Linux TUN device', () => {
   });
 
   it('writes a turn of packets through io_uring in order, a large one in between, as the kernel counts them', async () => {
-    const { tun, k } = await tunWithAddress({ writeMode: 'uring', mtu: 9000 });
-    expect(tun.writeMode).toBe('uring');
+    const { tun, k } = await tunWithAddress({ ioMode: 'uring', mtu: 9000 });
+    expect(tun.ioMode).toBe('uring');
     tun.start(collector().sink);
     const n = 100;
     const child = ns.spawn('node', ['-e', receiveManyUdpScript(`198.18.${k}.1`, 6001, n)], {
@@ -233,7 +233,7 @@ describe.skipIf(!canRunIntegration())('Linux TUN device', () => {
   });
 
   it('reads a burst through io_uring in order, several packets per io_uring_enter', async () => {
-    const { tun, k } = await tunWithAddress({ writeMode: 'uring' });
+    const { tun, k } = await tunWithAddress({ ioMode: 'uring' });
     expect(tun.readsThroughUring).toBe(true);
     const c = collector();
     tun.start(c.sink);
@@ -248,7 +248,7 @@ describe.skipIf(!canRunIntegration())('Linux TUN device', () => {
 
   it('goes back to read() when a packet outgrows the io_uring read slots (MTU raised after open)', async () => {
     // Without offload, so the read slots are MTU-sized (with TSO they hold 64 KB super-segments).
-    const { tun, k } = await tunWithAddress({ writeMode: 'uring', mtu: 1500, offload: 'off' });
+    const { tun, k } = await tunWithAddress({ ioMode: 'uring', mtu: 1500, offload: 'off' });
     expect(tun.readsThroughUring).toBe(true);
     const c = collector();
     tun.start(c.sink);
@@ -264,12 +264,12 @@ describe.skipIf(!canRunIntegration())('Linux TUN device', () => {
   });
 
   it("falls back to write() when io_uring is refused ('auto')", async () => {
-    const { tun, k } = await tunWithAddress({ writeMode: 'write' });
+    const { tun, k } = await tunWithAddress({ ioMode: 'plain' });
     // More entries than io_uring_setup accepts (32768): refused with EINVAL, as a kernel without
     // io_uring or a seccomp filter refuses it.
     expect(tun.useUring(1 << 20)).toBe('io_uring_setup refused (EINVAL)');
     expect(tun.uringNote).toBe('io_uring_setup refused (EINVAL)');
-    expect(tun.writeMode).toBe('write');
+    expect(tun.ioMode).toBe('plain');
     tun.start(collector().sink);
     const child = ns.spawn('node', ['-e', receiveUdpScript(`198.18.${k}.1`, 6002)], { detached: false });
     let out = '';

@@ -153,12 +153,12 @@ describe('parseCliArgs', () => {
     );
   });
 
-  it('--tun-write', () => {
-    expect(parseCliArgs(['--device', 'tun0']).tunWrite).toBe('auto');
-    expect(parseCliArgs(['--device', 'tun0', '--tun-write', 'write']).tunWrite).toBe('write');
-    expect(parseCliArgs(['--device', 'tun0', '--tun-write', 'uring']).tunWrite).toBe('uring');
-    expect(() => parseCliArgs(['--device', 'tun0', '--tun-write', 'writev'])).toThrow(
-      /--tun-write must be one of auto, uring, write/,
+  it('--tun-io', () => {
+    expect(parseCliArgs(['--device', 'tun0']).tunIo).toBe('auto');
+    expect(parseCliArgs(['--device', 'tun0', '--tun-io', 'plain']).tunIo).toBe('plain');
+    expect(parseCliArgs(['--device', 'tun0', '--tun-io', 'uring']).tunIo).toBe('uring');
+    expect(() => parseCliArgs(['--device', 'tun0', '--tun-io', 'writev'])).toThrow(
+      /--tun-io must be one of auto, uring, plain/,
     );
   });
 
