@@ -103,11 +103,11 @@ function micro(quick: boolean): Record<string, number> {
   return (JSON.parse(last) as { micro: Record<string, number> }).micro;
 }
 
-/** Whether this build of the command has --offload (TUN offload landed). */
-function hasOffloadFlag(): boolean {
+/** Whether this build of the command has `flag` (e.g. --offload: TUN offload landed). */
+function hasFlag(flag: string): boolean {
   try {
     return execFileSync(process.execPath, [CLI, '--help'], { encoding: 'utf8', timeout: 10_000 }).includes(
-      '--offload',
+      flag,
     );
   } catch {
     return false;
@@ -115,7 +115,7 @@ function hasOffloadFlag(): boolean {
 }
 
 /** The tun2socks configurations measured by iperf3; the first is the default for everything else. */
-function tunConfigs(offload: boolean): TunConfig[] {
+function tunConfigs(offload: boolean, tunIo: boolean): TunConfig[] {
   if (!offload)
     return [
       { label: 'mtu 1500', mtu: 1500 },
@@ -127,12 +127,16 @@ function tunConfigs(offload: boolean): TunConfig[] {
     { label: 'mtu 65000 no offload', mtu: 65000, offload: 'off' },
     // Every core: the kernel spreads flows over the queues, one worker thread and stack each.
     { label: 'mtu 1500 offload, 2 queues', mtu: 1500, offload: 'auto', multiQueue: 2 },
+    // What the io_uring batching buys where every packet is a system call.
+    ...(tunIo
+      ? [{ label: 'mtu 1500 no offload, --tun-io plain', mtu: 1500, offload: 'off', tunIo: 'plain' } as const]
+      : []),
   ];
 }
 
 /** The issue's single-stream TCP target for a configuration (none for the large MTU). */
 function tcpTarget(c: TunConfig): Target | undefined {
-  if (c.mtu !== 1500 || c.multiQueue !== undefined) return undefined;
+  if (c.mtu !== 1500 || c.multiQueue !== undefined || c.tunIo !== undefined) return undefined;
   return c.offload === 'auto' ? { kind: 'vs-socks', min: 0.5 } : { kind: 'vs-direct', min: 0.1 };
 }
 
@@ -401,8 +405,8 @@ async function main(): Promise<void> {
       progress(`relay benchmark skipped: ${why}`);
       json.relaySkipped = why;
     } else {
-      const offload = hasOffloadFlag();
-      const configs = tunConfigs(offload);
+      const offload = hasFlag('--offload');
+      const configs = tunConfigs(offload, hasFlag('--tun-io'));
       json.offloadFlag = offload;
       json.configs = configs;
       Object.assign(json, await relay(args, rows, configs));

@@ -1,7 +1,7 @@
 /**
  * One `tun2socks` command under test in the client namespace: started exactly as a user runs it
  * (`node dist/src/cli.js --device tun://NAME --proxy URL --mtu N [--offload MODE] [--multi-queue N]
- * [--tcp-accept MODE] [--busy-poll DUR]`), its TUN given an
+ * [--tcp-accept MODE] [--busy-poll DUR] [--tun-io MODE]`), its TUN given an
  * address and one /32 route (its lane's server address), its memory read from /proc, stopped with
  * SIGTERM. The fd limit is raised first so it can hold 10,000 relayed connections.
  */
@@ -24,6 +24,8 @@ export interface TunConfig {
   tcpAccept?: 'auto' | 'after-dial' | 'before-dial';
   /** `--busy-poll DUR` (e.g. `200us`), only passed when set. */
   busyPoll?: string;
+  /** `--tun-io MODE`, only passed when set. */
+  tunIo?: 'auto' | 'uring' | 'plain';
 }
 
 /** How long a stop waits for the exit after SIGTERM before SIGKILL. */
@@ -67,6 +69,7 @@ export class TunProcess {
     if (config.multiQueue !== undefined) args.push('--multi-queue', String(config.multiQueue));
     if (config.tcpAccept !== undefined) args.push('--tcp-accept', config.tcpAccept);
     if (config.busyPoll !== undefined) args.push('--busy-poll', config.busyPoll);
+    if (config.tunIo !== undefined) args.push('--tun-io', config.tunIo);
     // `ip netns exec` and then sh exec in place: the child's pid is node's.
     const child = site.client.spawn('sh', ['-c', WITH_FDS, 'sh', 'node', CLI, ...args], {
       stdio: ['ignore', 'ignore', 'pipe'],
