@@ -88,6 +88,17 @@ describe.skipIf(!canRunIntegration())('Linux TUN device', () => {
     return { tun, k };
   }
 
+  /** Runs a UDP receiver script in the namespace; resolves once it is listening, to its output so far. */
+  async function udpReceiver(script: string): Promise<() => string> {
+    const child = ns.spawn('node', ['-e', script], { detached: false });
+    let out = '';
+    child.stdout?.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    await waitFor(() => out.includes('ready'), 5000, 'the UDP receiver');
+    return () => out;
+  }
+
   for (const readMode of ['drain', 'async-read', 'uv-poll'] as ReadMode[]) {
     it(`receives UDP sent from the namespace (${readMode}), IPv4 and IPv6`, async () => {
       const { tun, k } = await tunWithAddress({ readMode, mtu: 1400 });
@@ -139,19 +150,14 @@ describe.skipIf(!canRunIntegration())('Linux TUN device', () => {
   it('writes a UDP datagram that a socket in the namespace receives', async () => {
     const { tun, k } = await tunWithAddress();
     tun.start(collector().sink);
-    const child = ns.spawn('node', ['-e', receiveUdpScript(`198.18.${k}.1`, 6000)], { detached: false });
-    let out = '';
-    child.stdout?.on('data', (d: Buffer) => {
-      out += d.toString();
-    });
-    await waitFor(() => out.includes('ready'), 5000, 'the UDP receiver');
+    const output = await udpReceiver(receiveUdpScript(`198.18.${k}.1`, 6000));
     const packet = udp4(`198.18.${k}.2`, 7777, `198.18.${k}.1`, 6000, Buffer.from('from the tun'));
     // Written from a view at an odd offset into a larger buffer, as a stack emitting in place would.
     const backing = new Uint8Array(packet.length + 20).fill(0xa5);
     backing.set(packet, 7);
     expect(tun.write(backing.subarray(7, 7 + packet.length))).toBe(true);
-    await waitFor(() => out.includes('got '), 5000, `the datagram (${out})`);
-    expect(out).toContain(`got from the tun from 198.18.${k}.2:7777`);
+    await waitFor(() => output().includes('got '), 5000, `the datagram (${output()})`);
+    expect(output()).toContain(`got from the tun from 198.18.${k}.2:7777`);
     expect(tun.stats).toMatchObject({ txPackets: 1, txBytes: packet.length, txErrors: 0, txDropped: 0 });
   });
 
@@ -195,14 +201,7 @@ describe.skipIf(!canRunIntegration())('Linux TUN device', () => {
     expect(tun.ioMode).toBe('uring');
     tun.start(collector().sink);
     const n = 100;
-    const child = ns.spawn('node', ['-e', receiveManyUdpScript(`198.18.${k}.1`, 6001, n)], {
-      detached: false,
-    });
-    let out = '';
-    child.stdout?.on('data', (d: Buffer) => {
-      out += d.toString();
-    });
-    await waitFor(() => out.includes('ready'), 5000, 'the UDP receiver');
+    const output = await udpReceiver(receiveManyUdpScript(`198.18.${k}.1`, 6001, n));
     // One synchronous turn: datagram 50 is 6000 bytes, past the ring's arena limit, so it is
     // written directly, after the 50 queued before it.
     const sent: string[] = [];
@@ -211,8 +210,8 @@ describe.skipIf(!canRunIntegration())('Linux TUN device', () => {
       sent.push(text);
       expect(tun.write(udp4(`198.18.${k}.2`, 7000, `198.18.${k}.1`, 6001, Buffer.from(text)))).toBe(true);
     }
-    await waitFor(() => out.includes(']'), 12_000, 'the datagrams');
-    const got = JSON.parse(out.slice(out.indexOf('['))) as string[];
+    await waitFor(() => output().includes(']'), 12_000, 'the datagrams');
+    const got = JSON.parse(output().slice(output().indexOf('['))) as string[];
     expect(got).toEqual(sent);
     expect(tun.stats).toMatchObject({ txPackets: n, txErrors: 0, txDropped: 0, txBatches: 2 });
 
@@ -271,17 +270,12 @@ describe.skipIf(!canRunIntegration())('Linux TUN device', () => {
     expect(tun.uringNote).toBe('io_uring_setup refused (EINVAL)');
     expect(tun.ioMode).toBe('plain');
     tun.start(collector().sink);
-    const child = ns.spawn('node', ['-e', receiveUdpScript(`198.18.${k}.1`, 6002)], { detached: false });
-    let out = '';
-    child.stdout?.on('data', (d: Buffer) => {
-      out += d.toString();
-    });
-    await waitFor(() => out.includes('ready'), 5000, 'the UDP receiver');
+    const output = await udpReceiver(receiveUdpScript(`198.18.${k}.1`, 6002));
     expect(tun.write(udp4(`198.18.${k}.2`, 7001, `198.18.${k}.1`, 6002, Buffer.from('plain write')))).toBe(
       true,
     );
     expect(tun.stats.txPackets).toBe(1);
-    await waitFor(() => out.includes('got '), 5000, `the datagram (${out})`);
+    await waitFor(() => output().includes('got '), 5000, `the datagram (${output()})`);
   });
 
   it('attaches to a persistent TUN made by `ip tuntap add`, which outlives close()', async () => {
