@@ -41,7 +41,8 @@ import { TunError } from './errors.js';
 import { TunFlags } from './ioctl.js';
 import { Errno, errnoName, libc, POLLERR, POLLHUP, POLLIN, POLLNVAL, type PollWatch } from './libc.js';
 import { type OffloadMode, openTunHandle, type TunHandle } from './tun-open.js';
-import { DEFAULT_URING_ENTRIES, openUring, type Uring } from './uring.js';
+import { type ReadRingOwner, TunReadRing, TunWriteRing } from './tun-rings.js';
+import { DEFAULT_URING_ENTRIES } from './uring.js';
 import { emitTxHeader, VIRTIO_NET_HDR_LENGTH, VnetFlags, VnetGso } from './vnet.js';
 
 /**
@@ -90,15 +91,6 @@ export interface TunOptions {
 
 /** How a TunDevice writes: see TunOptions.ioMode. */
 export type IoMode = 'auto' | 'uring' | 'plain';
-
-/** Packets larger than this (with their headers) bypass the io_uring arena: one copy of a 64 KB super-segment costs more than the system call it would save. */
-const URING_MAX_PACKET = 4096;
-/** Reads per io_uring_enter after a drain that found the queue empty early. */
-const MIN_READ_AHEAD = 4;
-/** The read ring's arena: slots of the MTU plus headers, as many as fit (at most `batch`). */
-const URING_RX_ARENA_BYTES = 256 * 1024;
-/** user_data tag bit of a queued write: it was a TCP super-segment. */
-const TAG_GSO = 1;
 
 /** Default `batch`: packets per drain before yielding to other I/O. */
 export const DEFAULT_BATCH = 256;
@@ -184,26 +176,11 @@ export class TunDevice implements Device {
   #closed: Promise<void> | undefined;
   #resolveClosed: (() => void) | undefined;
   #errorRun = 0;
-  /** Batched writes, when io_uring is in use (see useUring). */
-  #uring: Uring | undefined;
-  /** Reads through io_uring (no TSO and packets that fit a slot; see useUring). */
-  #rxRing: Uring | undefined;
-  /** Bytes per read slot of `#rxRing`'s arena, and the number of slots. */
-  #rxSlot = 0;
-  #rxSlots = 0;
-  /** Reads per io_uring_enter (adapted per drain). */
-  #readAhead = MIN_READ_AHEAD;
-  /** Per submit: packets delivered, and whether a read found the queue empty. */
-  #rxGot = 0;
-  #rxEmpty = false;
-  /** A read found a packet larger than its slot. */
-  #rxTooSmall = false;
-  /** Packets delivered in this drain. */
-  #delivered = 0;
+  /** Batched writes and reads through io_uring, when in use (see useUring). */
+  #writeRing: TunWriteRing | undefined;
+  #readRing: TunReadRing | undefined;
   /** Inside #drain (packets being handed to the sink). */
   #draining = false;
-  /** A microtask to submit the queued writes is pending. */
-  #submitPending = false;
   /** Why io_uring is not used when it was wanted (e.g. `io_uring_setup refused (EPERM)`). */
   uringNote: string | undefined;
 
@@ -238,82 +215,49 @@ export class TunDevice implements Device {
 
   /** How packets are read and written: 'uring' (batched) or 'plain' (one system call each). */
   get ioMode(): 'uring' | 'plain' {
-    return this.#uring === undefined ? 'plain' : 'uring';
-  }
-
-  /**
-   * Switches writing to io_uring batches (`entries`: the most packets per submit); returns why not
-   * when the kernel refuses (writes stay on write()). Called by openTun() unless ioMode is 'plain'.
-   */
-  useUring(entries = DEFAULT_URING_ENTRIES): string | undefined {
-    if (this.#uring !== undefined) return undefined;
-    const u = openUring(this.#fd, this.#onWritten, entries);
-    if (typeof u === 'string') {
-      this.uringNote = u;
-      return u;
-    }
-    this.#uring = u;
-    // Reads too: slots as large as the largest packet (a TSO super-segment: 64 KB), as many as
-    // fit the arena but at least MIN_READ_AHEAD.
-    // A slot is longer than the largest packet (a read that fills one was cut short) and a
-    // multiple of 64 bytes.
-    const slot = ((this.#rxMaxPacket() + this.#prefix) | 63) + 1;
-    const slots = Math.min(this.#batch, Math.max(MIN_READ_AHEAD, Math.floor(URING_RX_ARENA_BYTES / slot)));
-    const rx = openUring(this.#fd, this.#onRingRead, entries, slots * slot);
-    if (typeof rx === 'string') this.uringNote = `reads: ${rx}`;
-    else {
-      this.#rxRing = rx;
-      this.#rxSlot = slot;
-      this.#rxSlots = Math.min(slots, rx.room);
-    }
-    return undefined;
-  }
-
-  /** The largest packet a read can return: a TSO super-segment, else the MTU (at least 1500). */
-  #rxMaxPacket(): number {
-    return this.offload.tso ? MAX_PACKET : Math.max(this.mtu, 1500);
+    return this.#writeRing?.active === true ? 'uring' : 'plain';
   }
 
   /** Reads go through the io_uring (several per system call) rather than one read() each. */
   get readsThroughUring(): boolean {
-    return this.#rxRing !== undefined;
+    return this.#readRing?.active === true;
   }
 
-  /** A queued write completed: `result` bytes or -errno, of `length` bytes with the prefix. */
-  readonly #onWritten = (result: number, length: number, tag: number): void => {
-    const stats = this.stats;
-    if (result === length) {
-      stats.txPackets++;
-      stats.txBytes += length - this.#prefix;
-      if ((tag & TAG_GSO) !== 0) stats.txGsoPackets++;
-    } else if (result === -Errno.EAGAIN || result === -Errno.ENOBUFS) stats.txDropped++;
-    else stats.txErrors++;
-  };
-
-  readonly #submitQueued = (): void => {
-    this.#submitPending = false;
-    this.flushWrites();
-  };
+  /**
+   * Switches reads and writes to io_uring batches (`entries`: the most packets per submit);
+   * returns why not when the kernel refuses (the device stays on read() and write()). Called by
+   * openTun() unless ioMode is 'plain'.
+   */
+  useUring(entries = DEFAULT_URING_ENTRIES): string | undefined {
+    if (this.#writeRing !== undefined) return undefined;
+    const broken = (note: string): void => {
+      this.uringNote = note;
+    };
+    const w = TunWriteRing.open(this.#fd, this.stats, this.#prefix, broken, entries);
+    if (typeof w === 'string') {
+      this.uringNote = w;
+      return w;
+    }
+    this.#writeRing = w;
+    // The largest packet a read can return: a TSO super-segment, else the MTU (at least 1500).
+    const maxPacket = this.offload.tso ? MAX_PACKET : Math.max(this.mtu, 1500);
+    const r = TunReadRing.open(
+      this.#fd,
+      maxPacket,
+      this.#prefix,
+      this.#batch,
+      this.stats,
+      this.#ringOwner,
+      entries,
+    );
+    if (typeof r === 'string') this.uringNote = `reads: ${r}`;
+    else this.#readRing = r;
+    return undefined;
+  }
 
   /** Hands queued writes to the kernel now (otherwise they go at the end of this turn). */
   flushWrites(): void {
-    const u = this.#uring;
-    if (u === undefined || u.queued === 0) return;
-    const single = u.withdrawSingle();
-    if (single !== undefined) {
-      const c = libc();
-      const n = c.write(this.#fd, single, single.length);
-      this.#onWritten(n < 0 ? -c.errno() : n, single.length, u.lastTag);
-      return;
-    }
-    this.stats.txBatches++;
-    const errno = u.submit();
-    if (errno !== 0) {
-      // io_uring_enter keeps failing: back to write() (the packets it refused were counted as errors).
-      this.uringNote = `io_uring_enter failed (${errnoName(errno)}); writing with write()`;
-      u.close();
-      this.#uring = undefined;
-    }
+    this.#writeRing?.flush();
   }
 
   /** The TUN file descriptor (-1 once closed), e.g. to hand over to a child process. */
@@ -343,30 +287,18 @@ export class TunDevice implements Device {
       stats.txErrors++;
       return false;
     }
-    const u = this.#uring;
-    if (u !== undefined) {
-      const len = packet.length + prefix;
-      if (len <= URING_MAX_PACKET) {
-        let slot = u.reserve(len);
-        if (slot === undefined) {
-          this.flushWrites();
-          slot = u.reserve(len);
-        }
-        if (slot !== undefined) {
-          slot.set(packet, prefix);
-          if (prefix !== 0) this.#writePrefix(slot, packet, meta);
-          const gso =
-            this.#vnetAt >= 0 && meta !== undefined && meta.gsoType !== VnetGso.NONE && this.offload.tso;
-          u.queueWrite(len, gso ? TAG_GSO : 0);
-          if (!this.#submitPending) {
-            this.#submitPending = true;
-            queueMicrotask(this.#submitQueued);
-          }
-          return true;
-        }
+    const gso = this.#vnetAt >= 0 && meta !== undefined && meta.gsoType !== VnetGso.NONE && this.offload.tso;
+    const ring = this.#writeRing;
+    if (ring !== undefined) {
+      const slot = ring.slot(packet.length + prefix);
+      if (slot !== undefined) {
+        slot.set(packet, prefix);
+        if (prefix !== 0) this.#writePrefix(slot, packet, meta);
+        ring.commit(slot.length, gso);
+        return true;
       }
-      // Too large for the arena: what was queued goes first, in order.
-      this.flushWrites();
+      // Written directly: what was queued goes first, in order.
+      ring.flush();
     }
     let buf = packet;
     let len = packet.length;
@@ -386,8 +318,7 @@ export class TunDevice implements Device {
     if (n === len) {
       stats.txPackets++;
       stats.txBytes += packet.length;
-      if (this.#vnetAt >= 0 && meta !== undefined && meta.gsoType !== VnetGso.NONE && this.offload.tso)
-        stats.txGsoPackets++;
+      if (gso) stats.txGsoPackets++;
       return true;
     }
     const errno = n < 0 ? c.errno() : 0;
@@ -430,13 +361,10 @@ export class TunDevice implements Device {
   /** Closes the fds and resolves close(); runs once nothing is in flight. Idempotent. */
   #release(): void {
     const c = libc();
-    if (this.#uring !== undefined) {
-      this.flushWrites();
-      this.#uring?.close();
-      this.#uring = undefined;
-    }
-    this.#rxRing?.close();
-    this.#rxRing = undefined;
+    this.#writeRing?.close();
+    this.#writeRing = undefined;
+    this.#readRing?.close();
+    this.#readRing = undefined;
     if (this.#fd >= 0) c.close(this.#fd);
     if (this.#eventFd >= 0) c.close(this.#eventFd);
     this.#fd = -1;
@@ -496,91 +424,48 @@ export class TunDevice implements Device {
   #drain(): void {
     const sink = this.#sink!;
     this.stats.rxWakeups++;
-    this.#delivered = 0;
     this.#draining = true;
+    let delivered = 0;
     let more: boolean;
     try {
-      more = this.#rxRing !== undefined ? this.#drainRing() : this.#drainReads(sink);
+      const ring = this.#readRing;
+      if (ring?.active === true) {
+        const r = ring.drain(this.#batch);
+        delivered = ring.delivered;
+        more = r !== 'empty';
+        if (r !== 'empty' && r !== 'more') this.uringNote = r;
+      } else {
+        // One read() per packet; every attempt counts against the budget, so a run of EINTRs
+        // cannot spin here either.
+        more = true;
+        for (let i = 0; i < this.#batch && !this.#closing; i++) {
+          const got = this.#readOnce(sink);
+          if (got === 0) {
+            more = false;
+            break;
+          }
+          if (got > 0) delivered++;
+        }
+      }
     } finally {
       this.#draining = false;
     }
-    if (this.#delivered > 0) sink.flush();
+    if (delivered > 0) sink.flush();
     if (this.#closing) this.#release();
     else if (this.readError !== undefined || this.#watch !== undefined) return;
     else if (more) this.#immediate = setImmediate(this.#continueDrain);
     else this.#armPoll();
   }
 
-  /** One read() per packet until EAGAIN or the budget; true when the budget ran out first. */
-  #drainReads(sink: PacketSink): boolean {
-    // Every attempt counts against the budget, so a run of EINTRs cannot spin here either.
-    for (let i = 0; i < this.#batch && !this.#closing; i++) {
-      const r = this.#readOnce(sink);
-      if (r === 0) return false;
-      if (r > 0) this.#delivered++;
-    }
-    return true;
-  }
-
-  /**
-   * Reads through the io_uring: `#readAhead` reads per io_uring_enter, each into its own arena
-   * slot, until one finds the queue empty (EAGAIN, the fd being non-blocking) or the budget runs
-   * out (then true). The read-ahead doubles while every read finds a packet and shrinks to twice
-   * what the last submit found otherwise, so a lone packet costs a few empty reads, not a batch.
-   */
-  #drainRing(): boolean {
-    const ring = this.#rxRing!;
-    const slot = this.#rxSlot;
-    let budget = this.#batch;
-    while (budget > 0 && !this.#closing && this.readError === undefined) {
-      const k = Math.min(this.#readAhead, budget, ring.room);
-      for (let i = 0; i < k; i++) ring.queueRead(i * slot, slot, i);
-      this.#rxGot = 0;
-      this.#rxEmpty = false;
-      const errno = ring.submit();
-      budget -= k;
-      if (errno !== 0) {
-        // io_uring_enter keeps failing: read() from now on (nothing was lost: reads not taken
-        // never ran).
-        this.uringNote = `io_uring_enter failed for reads (${errnoName(errno)}); reading with read()`;
-        ring.close();
-        this.#rxRing = undefined;
-        return true;
-      }
-      if (this.#rxTooSmall) {
-        this.uringNote = 'a packet larger than the io_uring read slots (MTU raised?); reading with read()';
-        ring.close();
-        this.#rxRing = undefined;
-        return true;
-      }
-      const got = this.#rxGot;
-      if (this.#rxEmpty) {
-        this.#readAhead = Math.max(MIN_READ_AHEAD, Math.min(this.#rxSlots, got * 2));
-        return false;
-      }
-      this.#readAhead = Math.min(this.#rxSlots, k * 2);
-    }
-    return !this.#closing && this.readError === undefined;
-  }
-
-  /** A read through the io_uring completed: `result` bytes into slot `tag`, or -errno. */
-  readonly #onRingRead = (result: number, _length: number, tag: number): void => {
-    if (this.#closing || this.readError !== undefined) return;
-    if (result >= this.#rxSlot) {
-      // A packet larger than the slots (the MTU was raised after open): the TUN copied what fit
-      // (a slot is always longer than the largest packet expected, so a full slot means cut). It
-      // is lost; reads go back to read() and its 64 KB buffer.
-      this.stats.rxErrors++;
-      this.#rxTooSmall = true;
-    } else if (result > this.#prefix) {
+  /** The read ring's view of this device: its packets and failures are handled as read()'s are. */
+  readonly #ringOwner: ReadRingOwner = {
+    packet: (buf, start, end) => {
       this.#errorRun = 0;
-      this.#rxGot++;
-      this.#delivered++;
-      const at = tag * this.#rxSlot;
-      this.#deliver(this.#sink!, this.#rxRing!.arena, at, at + result);
-    } else if (result === -Errno.EAGAIN) this.#rxEmpty = true;
-    else if (result >= 0) this.#emptyRead();
-    else if (result !== -Errno.EINTR) this.#readFailed(-result);
+      this.#deliver(this.#sink!, buf, start, end);
+    },
+    emptyRead: () => this.#emptyRead(),
+    readFailed: (errno) => this.#readFailed(errno),
+    stopped: () => this.#closing || this.readError !== undefined,
   };
 
   /**
