@@ -25,6 +25,12 @@ function tcpBuffers(opts: CliOptions): Partial<TcpConfig> {
   return tcp;
 }
 
+/** How `device` reads and writes, for the start-up line: `uring`, or `plain` with the reason when there is one. */
+export function ioText(device: Device): string {
+  const mode = device.ioMode ?? 'plain';
+  return device.ioNote === undefined ? mode : `${mode} (${device.ioNote})`;
+}
+
 /** Opens the device of `opts` (one queue of it with --multi-queue), wrapped for --pcap. */
 export function openDevice(opts: CliOptions): Device {
   const spec = parseDeviceSpec(opts.device!);

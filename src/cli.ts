@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { type CliOptions, HELP, parseCliArgs, UsageError } from './cli-args.js';
-import { countersOf, engineOptions, openDevice, sumCounters } from './cli-engine.js';
+import { countersOf, engineOptions, ioText, openDevice, sumCounters } from './cli-engine.js';
 import { Logger } from './log.js';
 import type { FromQueueWorker, QueueWorkerData, ToQueueWorker } from './queue-worker.js';
 import { prepareRoute, undoOnExit } from './route/cli-route.js';
@@ -138,7 +138,7 @@ async function startSingle(opts: CliOptions, log: Logger): Promise<Running> {
     mtu: device.mtu,
     upstream: engine.upstream,
     offload: offloadText((device as { offload?: unknown }).offload),
-    io: device.ioMode ?? 'plain',
+    io: ioText(device),
     stats: async () => countersOf(engine.stats()),
     close: () => engine.close(),
   };

@@ -5,7 +5,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { CliOptions } from './cli-args.js';
-import { countersOf, engineOptions, openDevice } from './cli-engine.js';
+import { countersOf, engineOptions, ioText, openDevice } from './cli-engine.js';
 import { Logger } from './log.js';
 import { Tun2Socks } from './tun2socks.js';
 
@@ -43,7 +43,7 @@ async function run(port: NonNullable<typeof parentPort>, data: QueueWorkerData):
     engine = new Tun2Socks(engineOptions(data.opts, device, log));
     await engine.start();
     const offload = (device as { offload?: unknown }).offload;
-    const io = device.ioMode ?? 'plain';
+    const io = ioText(device);
     post({ type: 'ready', name: device.name, mtu: device.mtu, offload, io, upstream: engine.upstream });
   } catch (err) {
     post({ type: 'error', message: (err as Error).message });

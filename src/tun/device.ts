@@ -63,6 +63,8 @@ export interface Device {
    * Absent: in memory.
    */
   readonly ioMode?: 'uring' | 'plain';
+  /** Why a TUN does less than its ioMode asked, when it does (e.g. `io_uring_setup refused (EPERM)`). */
+  readonly ioNote?: string | undefined;
   /** Starts delivering received packets to `sink`. */
   start(sink: PacketSink): void;
   /**

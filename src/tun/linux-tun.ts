@@ -182,7 +182,7 @@ export class TunDevice implements Device {
   /** Inside #drain (packets being handed to the sink). */
   #draining = false;
   /** Why io_uring is not used when it was wanted (e.g. `io_uring_setup refused (EPERM)`). */
-  uringNote: string | undefined;
+  ioNote: string | undefined;
 
   /** Wraps an opened handle; use openTun(). */
   constructor(
@@ -231,11 +231,11 @@ export class TunDevice implements Device {
   useUring(entries = DEFAULT_URING_ENTRIES): string | undefined {
     if (this.#writeRing !== undefined) return undefined;
     const broken = (note: string): void => {
-      this.uringNote = note;
+      this.ioNote = note;
     };
     const w = TunWriteRing.open(this.#fd, this.stats, this.#prefix, broken, entries);
     if (typeof w === 'string') {
-      this.uringNote = w;
+      this.ioNote = w;
       return w;
     }
     this.#writeRing = w;
@@ -250,7 +250,7 @@ export class TunDevice implements Device {
       this.#ringOwner,
       entries,
     );
-    if (typeof r === 'string') this.uringNote = `reads: ${r}`;
+    if (typeof r === 'string') this.ioNote = `reads: ${r}`;
     else this.#readRing = r;
     return undefined;
   }
@@ -433,7 +433,7 @@ export class TunDevice implements Device {
         const r = ring.drain(this.#batch);
         delivered = ring.delivered;
         more = r !== 'empty';
-        if (r !== 'empty' && r !== 'more') this.uringNote = r;
+        if (r !== 'empty' && r !== 'more') this.ioNote = r;
       } else {
         // One read() per packet; every attempt counts against the budget, so a run of EINTRs
         // cannot spin here either.

@@ -195,6 +195,11 @@ export class PcapDevice implements Device {
     return this.#inner.ioMode;
   }
 
+  /** The wrapped device's io note. */
+  get ioNote(): string | undefined {
+    return this.#inner.ioNote;
+  }
+
   /** The wrapped device's MTU. */
   get mtu(): number {
     return this.#inner.mtu;

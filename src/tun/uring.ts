@@ -222,7 +222,7 @@ export class Uring {
   #arenaUsed = 0;
   /** Our copy of the SQ tail (the ring's is published on submit). */
   #sqTail: number;
-  /** Writes submitted and not yet completed (normally 0 after each submit). */
+  /** Requests submitted and not yet completed (normally 0 after each submit). */
   #inFlight = 0;
   #closed = false;
   /** Inside submit(): a close() from a completion waits for it to return. */

@@ -129,6 +129,8 @@ describe.skipIf(!canRunIntegration() || !toolsPresent())('the tun2socks command'
     expect(r.stdout).toBe('hello through the cli\n');
     await waitFor(() => /tcp close .*up=\d+ down=\d+/.test(stderr), 5000, 'the close line');
     expect(stderr).toMatch(/proxy=socks5:\/\/user(:\*+)?@198\.18\.21\.2:1080/);
+    // How the TUN is read and written: io_uring, or plain system calls with the reason.
+    expect(stderr).toMatch(/tun2socks started .* io=(uring|"?plain \(.+\))/);
     expect(stderr).not.toContain(PASSWORD);
   });
 

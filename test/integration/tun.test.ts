@@ -255,7 +255,7 @@ describe.skipIf(!canRunIntegration())('Linux TUN device', () => {
     const big = 'y'.repeat(8000);
     await ns.exec('node', ['-e', sendUdpScript('udp4', `198.18.${k}.2`, 5011, big)]);
     await waitFor(() => !tun.readsThroughUring, 5000, 'the fall-back to read()');
-    expect(tun.uringNote).toMatch(/larger than the io_uring read slots/);
+    expect(tun.ioNote).toMatch(/larger than the io_uring read slots/);
     expect(tun.stats.rxErrors).toBe(1);
     await ns.exec('node', ['-e', sendUdpScript('udp4', `198.18.${k}.2`, 5011, big)]);
     await waitFor(() => c.packets.some((p) => text(udpPayload(p, 5011)) === big), 5000, 'the big datagram');
@@ -267,7 +267,7 @@ describe.skipIf(!canRunIntegration())('Linux TUN device', () => {
     // More entries than io_uring_setup accepts (32768): refused with EINVAL, as a kernel without
     // io_uring or a seccomp filter refuses it.
     expect(tun.useUring(1 << 20)).toBe('io_uring_setup refused (EINVAL)');
-    expect(tun.uringNote).toBe('io_uring_setup refused (EINVAL)');
+    expect(tun.ioNote).toBe('io_uring_setup refused (EINVAL)');
     expect(tun.ioMode).toBe('plain');
     tun.start(collector().sink);
     const output = await udpReceiver(receiveUdpScript(`198.18.${k}.1`, 6002));
