@@ -89,7 +89,7 @@ export interface TunOptions {
   onError?: (err: TunError) => void;
 }
 
-/** How a TunDevice writes: see TunOptions.ioMode. */
+/** How a TunDevice reads and writes: see TunOptions.ioMode. */
 export type IoMode = 'auto' | 'uring' | 'plain';
 
 /** Default `batch`: packets per drain before yielding to other I/O. */
