@@ -255,11 +255,6 @@ export class TunDevice implements Device {
     return undefined;
   }
 
-  /** Hands queued writes to the kernel now (otherwise they go at the end of this turn). */
-  flushWrites(): void {
-    this.#writeRing?.flush();
-  }
-
   /** The TUN file descriptor (-1 once closed), e.g. to hand over to a child process. */
   get fd(): number {
     return this.#fd;

@@ -14,7 +14,7 @@ const URING_MAX_PACKET = 4096;
 /** user_data tag bit of a queued write: it was a TCP super-segment. */
 const TAG_GSO = 1;
 /** Reads per io_uring_enter after a drain that found the queue empty early. */
-export const MIN_READ_AHEAD = 4;
+const MIN_READ_AHEAD = 4;
 /** The read ring's arena: slots of the largest packet plus headers, as many as fit (at least MIN_READ_AHEAD). */
 const URING_RX_ARENA_BYTES = 256 * 1024;
 
