@@ -111,6 +111,21 @@ export class TcpSocket extends Duplex {
     }
   }
 
+  /**
+   * Gives back a chunk this socket emitted once the reader is done with it: its memory may then
+   * carry later data (block-pool.ts). Optional, and only worth a callback for chunks that are
+   * `recyclable`; at most once per chunk, which must not be read afterwards. The relay recycles
+   * each chunk once the proxy's socket has taken it.
+   */
+  recycle(chunk: Uint8Array): void {
+    this.connection.release(chunk);
+  }
+
+  /** `chunk`, emitted by this socket, is memory that `recycle` would let be reused. */
+  recyclable(chunk: Uint8Array): boolean {
+    return this.connection.releasable(chunk);
+  }
+
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
     const c = this.connection;
     if (c.state === 'CLOSED') {

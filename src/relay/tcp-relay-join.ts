@@ -55,12 +55,19 @@ function peerOf(c: Relayed, socket: Joined): TcpSocket | net.Socket {
   return socket === c.tcp ? c.upstream : c.tcp;
 }
 
-/** 'data': forward to the other side; pause when it pushes back (what pipe() does). */
+/**
+ * 'data': forward to the other side; pause when it pushes back (what pipe() does). A client chunk
+ * that is a view of a pooled receive block is recycled once the proxy's socket has taken it (its
+ * write callback), so a busy upload reuses its blocks instead of allocating new ones.
+ */
 function onData(this: Joined, chunk: Buffer): void {
   const c = this[RELAYED]!;
   const dst = peerOf(c, this);
   if (dst.destroyed) return;
-  if (!dst.write(chunk)) this.pause();
+  const tcp = c.tcp;
+  const taken =
+    this === tcp && tcp.recyclable(chunk) ? dst.write(chunk, () => tcp.recycle(chunk)) : dst.write(chunk);
+  if (!taken) this.pause();
 }
 
 /** 'drain': the other side took what was queued; resume it. */

@@ -3,6 +3,7 @@
  *
  * Defaults follow Linux where the RFCs leave a choice; each says which.
  */
+import { DEFAULT_POOLED_BLOCKS } from './tcp/block-pool.js';
 import { DEFAULT_UDP_CONFIG, type UdpConfig } from './udp/udp-layer.js';
 
 export { DEFAULT_UDP_CONFIG, type UdpConfig };
@@ -59,6 +60,12 @@ export interface TcpConfig {
   readonly recvBufferBytes: number;
   /** Largest receive buffer auto-tuning may grow to (RFC 7323 §1.1 bandwidth-delay product). Default 4 MiB. */
   readonly recvBufferMaxBytes: number;
+  /**
+   * Free 64 KiB receive-buffer blocks the TCP layer keeps for reuse (block-pool.ts): busy
+   * connections then recycle their blocks instead of allocating new ones. Default 64 (4 MiB);
+   * 0 turns recycling off.
+   */
+  readonly pooledBlocks: number;
   /** Out-of-order segments held per connection (bytes are bounded by the window). Default 1024. */
   readonly maxOutOfOrderSegments: number;
   /** TIME-WAIT duration. Short because we are the terminating end, not a shared host. Default 2 s (RFC 9293 says 2*MSL = 4 min). */
@@ -115,6 +122,7 @@ export const DEFAULT_TCP_CONFIG: TcpConfig = Object.freeze({
   sendBufferMaxBytes: 4 * 1024 * 1024,
   recvBufferBytes: 128 * 1024,
   recvBufferMaxBytes: 4 * 1024 * 1024,
+  pooledBlocks: DEFAULT_POOLED_BLOCKS,
   maxOutOfOrderSegments: 1024,
   timeWaitMs: 2000,
   finWait2TimeoutMs: 60_000,
@@ -202,6 +210,7 @@ export function resolveTcpConfig(options: Partial<TcpConfig> = {}): TcpConfig {
   integer('tcp.sendBufferMaxBytes', o.sendBufferMaxBytes, o.sendBufferBytes, 1 << 30);
   integer('tcp.recvBufferBytes', o.recvBufferBytes, 1024, 1 << 30);
   integer('tcp.recvBufferMaxBytes', o.recvBufferMaxBytes, o.recvBufferBytes, 1 << 30);
+  integer('tcp.pooledBlocks', o.pooledBlocks, 0, 1 << 16);
   integer('tcp.maxOutOfOrderSegments', o.maxOutOfOrderSegments, 0, 1 << 20);
   integer('tcp.timeWaitMs', o.timeWaitMs, 0, 600_000);
   integer('tcp.finWait2TimeoutMs', o.finWait2TimeoutMs, 1, 3_600_000);

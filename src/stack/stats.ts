@@ -55,6 +55,10 @@ export class StackStats {
   tcpResetsSent = 0;
   /** Resets received that closed a connection. */
   tcpResetsReceived = 0;
+  /** Full-size (64 KiB) receive blocks taken by connections (block-pool.ts). */
+  tcpBlocksTaken = 0;
+  /** Of those, blocks reused from the pool rather than newly allocated. */
+  tcpBlocksReused = 0;
   /** UDP flows (client endpoints) opened. */
   udpFlowsOpened = 0;
   /** UDP flows closed after their idle timeout. */

@@ -53,7 +53,16 @@ for (let i = 0; i < big.length; i++) big[i] = byte(i);
 let up = 0;
 const ready = () => { if (++up === 3) console.log('ready'); };
 http.createServer((req, res) => {
-  if (req.url === '/big') {
+  if (req.method === 'POST' && req.url === '/sha256') {
+    // Answers with the sha256 (hex) and length of the body.
+    const hash = require('node:crypto').createHash('sha256');
+    let length = 0;
+    req.on('data', (d) => { hash.update(d); length += d.length; });
+    req.on('end', () => {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.end(hash.digest('hex') + ' ' + length + '\\n');
+    });
+  } else if (req.url === '/big') {
     res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': big.length });
     res.end(big);
   } else {

@@ -4,6 +4,10 @@
  * (our stack + TcpRelay), which dial out through real SOCKS proxies (danted, microsocks) in a
  * proxy namespace. See relay-site.ts for the layout.
  */
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { canRunIntegration, Testbed, waitFor } from '../testbed/index.js';
 import {
@@ -16,6 +20,9 @@ import {
   relayToolsPresent,
   ServerPort,
 } from './relay-site.js';
+
+/** Size of the upload test's body (enough full-size receive blocks for the pool to matter). */
+const UPLOAD_BYTES = 24 * 1024 * 1024;
 
 /** What curl (or a node client) did. */
 interface Outcome {
@@ -201,6 +208,22 @@ describe.skipIf(!canRunIntegration() || !relayToolsPresent())('TCP relay through
     expect(ms).toBeLessThan(30_000);
   }, 40_000);
 
+  it(`uploads ${UPLOAD_BYTES / 1024 / 1024} MiB through danted byte-exact (sha256), recycling its receive blocks`, async () => {
+    // Random bytes: a block reused while the proxy's socket still had it to send would show up
+    // as a wrong hash at the server.
+    const dir = await mkdtemp(join(tmpdir(), 't2s-upload-'));
+    try {
+      const file = join(dir, 'body');
+      const body = randomBytes(UPLOAD_BYTES);
+      await writeFile(file, body);
+      const r = await curl(['--data-binary', `@${file}`, url(dante.v4, ServerPort.HTTP, '/sha256')], 30);
+      expect(r.stderr).toBe('');
+      expect(r.stdout.trim()).toBe(`${createHash('sha256').update(body).digest('hex')} ${UPLOAD_BYTES}`);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 40_000);
+
   it('the runner exits cleanly on SIGTERM with its counters', async () => {
     const exited = new Promise<number | null>((resolve) =>
       dante.runner.once('exit', (code) => resolve(code)),
@@ -214,5 +237,9 @@ describe.skipIf(!canRunIntegration() || !relayToolsPresent())('TCP relay through
     expect(relay.open).toBe(0);
     expect(relay.total).toBeGreaterThanOrEqual(5);
     expect(relay.failed.ECONNREFUSED).toBeGreaterThanOrEqual(1);
+    // The upload took full-size receive blocks and most came back from the pool.
+    const { blocks } = JSON.parse(last) as { blocks: { tcpBlocksTaken: number; tcpBlocksReused: number } };
+    expect(blocks.tcpBlocksTaken).toBeGreaterThan(100);
+    expect(blocks.tcpBlocksReused).toBeGreaterThan(blocks.tcpBlocksTaken / 2);
   });
 });

@@ -11,6 +11,7 @@ import type { IpOutput } from '../ip/output.js';
 import type { TcpConfig } from '../options.js';
 import type { StackStats } from '../stats.js';
 import { TcpFlags } from '../wire/tcp.js';
+import type { BlockPool } from './block-pool.js';
 import { createCongestionControl } from './congestion/index.js';
 import type { CongestionControl } from './congestion/types.js';
 import { OutOfOrderQueue } from './ooo-queue.js';
@@ -25,6 +26,8 @@ import { IDLE_TRIM_MS } from './timers.js';
 /** What a connection needs from its layer. */
 export interface TcpContext {
   readonly config: TcpConfig;
+  /** Where full-size receive blocks come from and go back to (absent: plain allocation). */
+  readonly blockPool?: BlockPool;
   readonly output: IpOutput;
   readonly stats: StackStats;
   /** Queue `events` (TcpEvent bits) for the owner. */
@@ -212,7 +215,7 @@ export class TcpConnection {
     this.sndMss = localAddress.length === 4 ? 536 : 1220;
     this.sendBuffer = new SendBuffer(cfg.sendBufferBytes);
     this.recvBufferSize = cfg.recvBufferBytes;
-    this.recvBuffer = new RecvBuffer(cfg.recvBufferBytes);
+    this.recvBuffer = new RecvBuffer(cfg.recvBufferBytes, ctx.blockPool);
     this.ooo = new OutOfOrderQueue(cfg.recvBufferMaxBytes, cfg.maxOutOfOrderSegments);
     this.scoreboard = new SackScoreboard();
     this.rtt = new RttEstimator({
@@ -311,6 +314,20 @@ export class TcpConnection {
       if (this.trimAt === NEVER) this.armIdleTrim();
     }
     return chunk;
+  }
+
+  /**
+   * The owner is done with `chunk`, a view `read` returned: its bytes may be reused (block-pool.ts).
+   * Optional (chunks never released are simply not reused); at most once per chunk, and the
+   * chunk must not be touched afterwards.
+   */
+  release(chunk: Uint8Array): void {
+    this.ctx.blockPool?.release(chunk);
+  }
+
+  /** `chunk` is a view `read` returned whose release would let its block be reused. */
+  releasable(chunk: Uint8Array): boolean {
+    return this.ctx.blockPool?.isLent(chunk) === true;
   }
 
   /**

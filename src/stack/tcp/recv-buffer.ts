@@ -14,7 +14,12 @@
  * start at 4 KiB and double up to 64 KiB, never beyond the free space. A buffer emptied by a reader
  * that keeps up keeps only its partly filled tail block (so it allocates once per block, not once
  * per segment); `trim()` releases that too.
+ *
+ * With a BlockPool, full-size (MAX_BLOCK) blocks come from the pool and go back to it: each view
+ * `read` hands out of one is lent, and the block is retired once full and read (or trimmed), so it
+ * is reused when the reader has released its views (see block-pool.ts).
  */
+import type { BlockPool } from './block-pool.js';
 import { COMPACT_MIN, checkSize, EMPTY, MAX_BLOCK, MIN_BLOCK } from './blocks.js';
 
 /** In-order received bytes of one connection waiting for the application. */
@@ -35,8 +40,14 @@ export class RecvBuffer {
   /** Bytes of the live blocks. */
   #storage = 0;
 
-  /** A buffer holding at most `capacity` bytes; no storage is allocated until the first write. */
-  constructor(capacity: number) {
+  /**
+   * A buffer holding at most `capacity` bytes; no storage is allocated until the first write.
+   * Full-size blocks come from `pool` when one is given.
+   */
+  constructor(
+    capacity: number,
+    private readonly pool?: BlockPool,
+  ) {
     checkSize('capacity', capacity);
     this.#capacity = capacity;
   }
@@ -93,7 +104,7 @@ export class RecvBuffer {
       const room = this.#capacity - this.#length - done;
       const size = Math.max(rest, Math.min(this.#blockHint, room));
       this.#blockHint = Math.min(this.#blockHint * 2, MAX_BLOCK);
-      const fresh = new Uint8Array(size);
+      const fresh = size === MAX_BLOCK && this.pool !== undefined ? this.pool.take() : new Uint8Array(size);
       this.#storage += size;
       fresh.set(done === 0 && n === data.length ? data : data.subarray(done, n), 0);
       blocks.push(fresh);
@@ -114,6 +125,7 @@ export class RecvBuffer {
     const n = Math.min(Math.floor(max), this.#length, (this.#fills[this.#head] ?? 0) - pos);
     if (!(n >= 1)) return undefined;
     const block = this.#blocks[this.#head]!;
+    if (block.length === MAX_BLOCK) this.pool?.lend(block);
     const end = pos + n;
     this.#length -= n;
     this.#totalRead += n;
@@ -130,6 +142,7 @@ export class RecvBuffer {
    */
   trim(): void {
     if (this.#length !== 0) return;
+    for (let i = this.#head; i < this.#blocks.length; i++) this.#retire(this.#blocks[i]!);
     this.#blocks.length = 0;
     this.#fills.length = 0;
     this.#head = 0;
@@ -141,6 +154,7 @@ export class RecvBuffer {
   #dropHead(): void {
     const blocks = this.#blocks;
     this.#storage -= blocks[this.#head]!.length;
+    this.#retire(blocks[this.#head]!);
     blocks[this.#head++] = EMPTY;
     this.#readPos = 0;
     if (this.#head === blocks.length) {
@@ -152,5 +166,10 @@ export class RecvBuffer {
       this.#fills.splice(0, this.#head);
       this.#head = 0;
     }
+  }
+
+  /** The block will not be written again: a pooled one may go back to the pool. */
+  #retire(block: Uint8Array): void {
+    if (block.length === MAX_BLOCK) this.pool?.retire(block);
   }
 }

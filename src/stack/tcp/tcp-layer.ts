@@ -16,6 +16,7 @@ import { IpProtocol } from '../wire/ip-protocol.js';
 import { seqGt } from '../wire/seq.js';
 import { TcpFlags, TcpSegment } from '../wire/tcp.js';
 import { TcpOptions } from '../wire/tcp-options.js';
+import { BlockPool } from './block-pool.js';
 import { TcpConnection, type TcpContext } from './connection.js';
 import { segmentArrives } from './input.js';
 import { negotiate, windowScaleFor } from './negotiate.js';
@@ -65,6 +66,8 @@ export class TcpLayer implements TransportHandler, TcpContext {
   private readonly synHeader = new Uint8Array(20);
   private challengeTokens: number;
   private challengeRefilledAt = 0;
+  /** TcpContext: the recycled receive blocks of every connection (config.pooledBlocks). */
+  readonly blockPool: BlockPool;
 
   constructor(
     readonly config: TcpConfig,
@@ -74,6 +77,7 @@ export class TcpLayer implements TransportHandler, TcpContext {
     private readonly icmp: Icmp,
   ) {
     this.challengeTokens = config.challengeAcksPerSec;
+    this.blockPool = new BlockPool(config.pooledBlocks, stats);
   }
 
   /** TcpContext: Destination Unreachable quoting the client's SYN (its ports and ISN, which Linux matches). */

@@ -52,7 +52,10 @@ function stop() {
   force.unref();
   runtime.close().then(
     () => {
-      process.stderr.write(`${JSON.stringify({ relay: relay.stats })}\n`);
+      const { tcpBlocksTaken, tcpBlocksReused } = runtime.stack.stats;
+      process.stderr.write(
+        `${JSON.stringify({ relay: relay.stats, blocks: { tcpBlocksTaken, tcpBlocksReused } })}\n`,
+      );
       process.exit(0);
     },
     () => process.exit(1),
