@@ -126,6 +126,30 @@ export class TcpSocket extends Duplex {
     return this.connection.releasable(chunk);
   }
 
+  /**
+   * Copies `bytes` straight into the connection's send buffer when nothing written earlier is
+   * still queued (so the order holds); returns how many bytes it took, 0 when the caller must
+   * use write() (queued writes, a full buffer, an ended or closed socket). For a writer whose
+   * memory is reused as soon as this returns (the relay's tapped reads, read-tap.ts).
+   */
+  offer(bytes: Uint8Array): number {
+    const c = this.connection;
+    if (
+      this.writableLength > 0 ||
+      this.pendingChunk !== undefined ||
+      this.writableCorked > 0 ||
+      this.writableEnded ||
+      this.destroyed ||
+      c.state === 'CLOSED'
+    )
+      return 0;
+    this.driver.enter();
+    const n = c.write(bytes, false);
+    this.written += n;
+    this.driver.kick();
+    return n;
+  }
+
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
     const c = this.connection;
     if (c.state === 'CLOSED') {

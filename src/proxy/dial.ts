@@ -6,6 +6,7 @@ import { lookup } from 'node:dns/promises';
 import * as net from 'node:net';
 import { DEFAULT_DIAL_TIMEOUT_MS, type DialOptions } from './dialer.js';
 import { DialError, type DialErrorCode, socketErrorCode } from './errors.js';
+import { ReadTap } from './read-tap.js';
 import { openTcpSocket, type UpstreamSocketOptions, upstreamSocketOptions } from './socket-options.js';
 
 function ignore(): void {}
@@ -98,7 +99,8 @@ export function runDial(
  * Opens a TCP connection to host:port under the dial's context. Connect errors map through
  * `mapError` (e.g. a refused proxy is EPROXY, a refused destination ECONNREFUSED). With upstream
  * socket options set (setUpstreamSocketOptions: --fwmark, --interface) the socket carries them
- * from before its SYN.
+ * from before its SYN. The socket reads through a ReadTap (read-tap.ts): a normal socket until
+ * the relay attaches a sink.
  */
 export function tcpConnect(
   ctx: DialContext,
@@ -109,7 +111,8 @@ export function tcpConnect(
 ): Promise<net.Socket> {
   const options = upstreamSocketOptions();
   if (options !== undefined) return optionedConnect(ctx, host, port, options, mapError, what);
-  return settleConnect(ctx.track(net.connect({ host, port })), mapError, what);
+  const tap = new ReadTap();
+  return settleConnect(ctx.track(tap.bind(net.connect({ host, port, onread: tap.onread }))), mapError, what);
 }
 
 /** Resolves with `socket` once connected, or rejects with a DialError through `mapError`. */
@@ -156,7 +159,8 @@ async function optionedConnect(
   if (ctx.settled) throw new DialError('EABORTED', `${what}: dial already settled`);
   let socket: net.Socket;
   try {
-    socket = ctx.track(openTcpSocket(net.isIPv6(address) ? 6 : 4, options));
+    const tap = new ReadTap();
+    socket = ctx.track(tap.bind(openTcpSocket(net.isIPv6(address) ? 6 : 4, options, tap.onread)));
   } catch (err) {
     throw new DialError(mapError(err), `${what}: ${(err as Error).message}`, { cause: err });
   }

@@ -118,12 +118,22 @@ function optionedFd(family: 4 | 6, type: number, options: UpstreamSocketOptions,
 
 /**
  * An unconnected TCP socket of `family` with `options` set, ready for `connect({ host, port })`
- * to an address of the same family. Throws SocketOptionError when the kernel refuses an option.
+ * to an address of the same family, reading through `onread` when given. Throws
+ * SocketOptionError when the kernel refuses an option.
  */
-export function openTcpSocket(family: 4 | 6, options: UpstreamSocketOptions): net.Socket {
+export function openTcpSocket(
+  family: 4 | 6,
+  options: UpstreamSocketOptions,
+  onread?: net.OnReadOpts,
+): net.Socket {
   const fd = optionedFd(family, SOCK_STREAM, options, false);
   try {
-    return new net.Socket({ fd, readable: true, writable: true });
+    return new net.Socket({
+      fd,
+      readable: true,
+      writable: true,
+      ...(onread !== undefined ? { onread } : {}),
+    });
   } catch (err) {
     libc().close(fd);
     throw err;

@@ -4,6 +4,7 @@
  * with `this` = the emitter), rather than a dozen closures per connection.
  */
 import type * as net from 'node:net';
+import { readTapOf } from '../proxy/read-tap.js';
 import type { TcpRequest } from '../runtime.js';
 import type { TcpSocket } from '../tcp-socket.js';
 
@@ -68,6 +69,19 @@ function onData(this: Joined, chunk: Buffer): void {
   const taken =
     this === tcp && tcp.recyclable(chunk) ? dst.write(chunk, () => tcp.recycle(chunk)) : dst.write(chunk);
   if (!taken) this.pause();
+}
+
+/**
+ * A read of a tapped upstream (read-tap.ts), in memory reused once this returns: copied straight
+ * into the client's send buffer; what does not fit is queued through write() (a copy), whose
+ * backpressure stops the reads until the client side drains, as with onData.
+ */
+function onUpstreamRead(this: Relayed, bytes: Uint8Array): boolean {
+  const tcp = this.tcp;
+  if (tcp.destroyed) return true;
+  const n = tcp.offer(bytes);
+  if (n === bytes.length) return true;
+  return tcp.write(Buffer.from(n === 0 ? bytes : bytes.subarray(n)));
 }
 
 /** 'drain': the other side took what was queued; resume it. */
@@ -136,5 +150,21 @@ export function join(c: Relayed, onClose: (this: Joined) => void): void {
   tcp.on('drain', onDrain);
   upstream.on('drain', onDrain);
   tcp.on('data', onData);
-  upstream.on('data', onData);
+  const tap = readTapOf(upstream);
+  if (tap === undefined) {
+    upstream.on('data', onData);
+    return;
+  }
+  // A tapped upstream: bytes that came after the handshake and before this join wait in the
+  // socket's own buffer; later reads go straight to the client's send buffer.
+  for (
+    let chunk = upstream.read() as Buffer | null;
+    chunk !== null;
+    chunk = upstream.read() as Buffer | null
+  ) {
+    tcp.write(chunk);
+  }
+  tap.attach(onUpstreamRead, c);
+  if (tcp.writableNeedDrain) upstream.pause();
+  else upstream.resume();
 }

@@ -8,7 +8,8 @@
  * every fresh block costs page faults. With the pool a block comes back once its owner is done
  * with it and every view of it that was lent out has been released.
  *
- * The protocol, for a block taken with `take()`:
+ * The protocol, for a block taken with `take()` (a send buffer, whose blocks are never lent,
+ * just retires them once acknowledged):
  * - its owner (the receive buffer) `lend`s it each time it hands a view of it to a reader, and
  *   `retire`s it once it will write no more into it;
  * - a reader that is done with a view (the relay, once the proxy's socket has taken the bytes)
@@ -45,6 +46,8 @@ interface Loan {
 export class BlockPool {
   readonly #free: Uint8Array[] = [];
   readonly #loans = new WeakMap<ArrayBufferLike, Loan>();
+  /** Every block take() returned: only those may enter the free list. */
+  readonly #issued = new WeakSet<Uint8Array>();
   /**
    * A pool keeping at most `maxFree` free blocks (0: no recycling, take() always allocates),
    * counting into `stats`.
@@ -74,7 +77,9 @@ export class BlockPool {
       this.stats.tcpBlocksReused++;
       return block;
     }
-    return new Uint8Array(MAX_BLOCK);
+    const fresh = new Uint8Array(MAX_BLOCK);
+    this.#issued.add(fresh);
+    return fresh;
   }
 
   /** A view of `block` goes to a reader, which may `release` it. */
@@ -84,8 +89,12 @@ export class BlockPool {
     else loan.out++;
   }
 
-  /** The owner writes no more into `block`: it is recycled once every lent view is released. */
+  /**
+   * The owner writes no more into `block`: it is recycled once every lent view is released.
+   * Memory take() did not return is ignored.
+   */
   retire(block: Uint8Array): void {
+    if (!this.#issued.has(block)) return;
     const loan = this.#loans.get(block.buffer);
     if (loan === undefined) {
       this.#recycle(block);
@@ -118,8 +127,7 @@ export class BlockPool {
   }
 
   #recycle(block: Uint8Array): void {
-    if (block.byteOffset !== 0 || block.buffer.byteLength !== MAX_BLOCK) return;
-    if (this.#free.length >= this.maxFree) return;
+    if (!this.#issued.has(block) || this.#free.length >= this.maxFree) return;
     this.#free.push(block);
   }
 }

@@ -213,7 +213,7 @@ export class TcpConnection {
     const headers = localAddress.length === 4 ? 40 : 60;
     this.rcvMss = Math.max(ctx.output.mtu - headers, 64);
     this.sndMss = localAddress.length === 4 ? 536 : 1220;
-    this.sendBuffer = new SendBuffer(cfg.sendBufferBytes);
+    this.sendBuffer = new SendBuffer(cfg.sendBufferBytes, ctx.blockPool);
     this.recvBufferSize = cfg.recvBufferBytes;
     this.recvBuffer = new RecvBuffer(cfg.recvBufferBytes, ctx.blockPool);
     this.ooo = new OutOfOrderQueue(cfg.recvBufferMaxBytes, cfg.maxOutOfOrderSegments);

@@ -10,7 +10,11 @@
  * index, compacted once the dead prefix is half of it: append and consume are O(1) amortized.
  * copyTo finds its first chunk through a cursor (segments are built at increasing offsets) and
  * falls back to a binary search over the chunk starts.
+ *
+ * With a BlockPool, full-size blocks of ours come from the pool and go back to it once
+ * acknowledged (a relayed download copies into them: see read-tap.ts).
  */
+import type { BlockPool } from './block-pool.js';
 import { COMPACT_MIN, checkSize, EMPTY, MAX_BLOCK, MIN_BLOCK } from './blocks.js';
 
 /**
@@ -44,8 +48,14 @@ export class SendBuffer {
   /** Bytes of the live chunks and the spare block. */
   #storage = 0;
 
-  /** A buffer holding at most `capacity` bytes; no storage is allocated until the first append. */
-  constructor(capacity: number) {
+  /**
+   * A buffer holding at most `capacity` bytes; no storage is allocated until the first append.
+   * Full-size blocks come from `pool` when one is given.
+   */
+  constructor(
+    capacity: number,
+    private readonly pool?: BlockPool,
+  ) {
     checkSize('capacity', capacity);
     this.#capacity = capacity;
   }
@@ -142,6 +152,7 @@ export class SendBuffer {
       // Everything is acknowledged: keep our last block for the next writes, so a connection
       // whose peer acks everything at once does not allocate a block per write.
       const spare = this.#tail ?? this.#spare;
+      this.#retireAll(spare);
       this.#reset();
       this.#spare = spare;
       this.#storage = spare === undefined ? 0 : spare.length;
@@ -153,6 +164,7 @@ export class SendBuffer {
     let head = this.#head;
     while (starts[head]! + lens[head]! <= this.#base) {
       this.#storage -= bufs[head]!.length;
+      this.#retire(bufs[head]!);
       bufs[head++] = EMPTY;
     }
     this.#head = head;
@@ -167,6 +179,8 @@ export class SendBuffer {
 
   /** Drops everything (abort). */
   clear(): void {
+    this.#retireAll(undefined);
+    if (this.#spare !== undefined) this.#retire(this.#spare);
     this.#reset();
     this.#spare = undefined;
     this.#storage = 0;
@@ -178,9 +192,21 @@ export class SendBuffer {
    */
   trim(): void {
     if (this.#end !== this.#base) return;
+    if (this.#spare !== undefined) this.#retire(this.#spare);
     this.#spare = undefined;
     this.#storage = 0;
     this.#blockHint = MIN_BLOCK;
+  }
+
+  /** Retires every live chunk but `keep` (see #retire). */
+  #retireAll(keep: Uint8Array | undefined): void {
+    const bufs = this.#bufs;
+    for (let i = this.#head; i < bufs.length; i++) if (bufs[i] !== keep) this.#retire(bufs[i]!);
+  }
+
+  /** A chunk is dropped: a full-size block of ours goes back to the pool (the pool ignores the rest). */
+  #retire(buf: Uint8Array): void {
+    if (buf.length === MAX_BLOCK) this.pool?.retire(buf);
   }
 
   #reset(): void {
@@ -228,7 +254,7 @@ export class SendBuffer {
     const size = Math.max(rest, Math.min(this.#blockHint, room));
     this.#blockHint = Math.min(this.#blockHint * 2, MAX_BLOCK);
     this.#storage += size;
-    return new Uint8Array(size);
+    return size === MAX_BLOCK && this.pool !== undefined ? this.pool.take() : new Uint8Array(size);
   }
 
   /** Index of the live chunk holding stream position `pos` (base <= pos < end). */

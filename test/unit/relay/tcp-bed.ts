@@ -7,6 +7,7 @@
 import * as net from 'node:net';
 import { Logger } from '../../../src/log.js';
 import type { Destination, Dialer } from '../../../src/proxy/dialer.js';
+import { createDirectDialer } from '../../../src/proxy/direct.js';
 import { DialError, type DialErrorCode } from '../../../src/proxy/errors.js';
 import { TcpRelay, type TcpRelayOptions } from '../../../src/relay/tcp-relay.js';
 import { StackRuntime } from '../../../src/runtime.js';
@@ -84,6 +85,24 @@ export function localDialer(
         s.once('error', reject);
       });
       s.setNoDelay(true);
+      return s;
+    },
+  };
+}
+
+/**
+ * The direct dialer (tcpConnect: its sockets read through a ReadTap, read-tap.ts) sending every
+ * destination to 127.0.0.1:port.
+ */
+export function tappedDialer(port: number): Dialer & { sockets: net.Socket[] } {
+  const direct = createDirectDialer();
+  const sockets: net.Socket[] = [];
+  return {
+    name: 'tapped',
+    sockets,
+    async dial(_dst, opts) {
+      const s = await direct.dial({ host: '127.0.0.1', port }, opts);
+      sockets.push(s);
       return s;
     },
   };

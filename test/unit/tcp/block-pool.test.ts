@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { BlockPool } from '../../../src/stack/tcp/block-pool.js';
 import { MAX_BLOCK } from '../../../src/stack/tcp/blocks.js';
 import { RecvBuffer } from '../../../src/stack/tcp/recv-buffer.js';
+import { SendBuffer } from '../../../src/stack/tcp/send-buffer.js';
 
 /** `n` bytes of `fill`. */
 const bytes = (n: number, fill: number): Uint8Array => new Uint8Array(n).fill(fill);
@@ -173,5 +174,51 @@ describe('RecvBuffer with a BlockPool', () => {
     );
     // The runs did reuse blocks (the property is not vacuous).
     expect(reused).toBeGreaterThan(50);
+  });
+});
+
+describe('SendBuffer with a BlockPool', () => {
+  it('copied bytes fill pooled blocks that come back once acknowledged', () => {
+    const pool = new BlockPool(8);
+    const sb = new SendBuffer(1 << 20, pool);
+    const out = new Uint8Array(60_000);
+    // Each round's bytes are acknowledged a round later, so blocks are dropped while others live.
+    for (let round = 0; round < 40; round++) {
+      expect(sb.append(bytes(60_000, round), false)).toBe(60_000);
+      sb.copyTo(sb.length - 60_000, 60_000, out, 0);
+      expect(out.every((x) => x === round)).toBe(true);
+      if (round > 0) sb.consume(60_000);
+    }
+    expect(pool.stats.tcpBlocksTaken).toBeGreaterThan(30);
+    // At most three are live at once (two rounds' bytes); every other one was reused.
+    expect(pool.stats.tcpBlocksReused).toBeGreaterThanOrEqual(pool.stats.tcpBlocksTaken - 3);
+  });
+
+  it("never pools a writer's own chunk, even a full-size one", () => {
+    const pool = new BlockPool(8);
+    const sb = new SendBuffer(1 << 20, pool);
+    const mine = new Uint8Array(MAX_BLOCK).fill(9);
+    expect(sb.append(mine, true)).toBe(MAX_BLOCK);
+    sb.consume(MAX_BLOCK);
+    sb.clear();
+    expect(pool.freeBlocks).toBe(0);
+    expect(pool.take()).not.toBe(mine);
+  });
+
+  it('clear() and trim() give pooled blocks back', () => {
+    // Blocks of 4, 8, 16 and 32 KiB, each filled by one append; then two full-size ones.
+    const pool = new BlockPool(8);
+    const sb = new SendBuffer(1 << 20, pool);
+    for (const n of [4096, 8192, 16384, 32768, MAX_BLOCK, 10]) sb.append(bytes(n, 1), false);
+    sb.clear();
+    expect(pool.freeBlocks).toBe(2);
+
+    const pool2 = new BlockPool(8);
+    const sb2 = new SendBuffer(1 << 20, pool2);
+    for (const n of [4096, 8192, 16384, 32768, 10]) sb2.append(bytes(n, 1), false);
+    sb2.consume(sb2.length); // the full-size tail stays as the spare
+    expect(pool2.freeBlocks).toBe(0);
+    sb2.trim();
+    expect(pool2.freeBlocks).toBe(1);
   });
 });

@@ -157,6 +157,28 @@ describe('TcpSocket over StackRuntime', () => {
     expect(clientSocket.bytesWritten).toBe(total);
   });
 
+  it('offer() copies into the send buffer while nothing is queued, and keeps the order with write()', async () => {
+    const { clientSocket, serverSocket } = await connectPair({
+      client: { tcp: { sendBufferBytes: 64 * 1024 } },
+    });
+    const got = readToEnd(serverSocket);
+    const scratch = Buffer.from('first ');
+    expect(clientSocket.offer(scratch)).toBe(6);
+    scratch.fill(0x21); // reused at once, as a tapped read's memory is: the bytes were copied
+    // A write the send buffer cannot take whole stays queued: offer() then takes nothing.
+    const big = pattern(100 * 1024);
+    clientSocket.write(big);
+    expect(clientSocket.writableLength).toBeGreaterThan(0);
+    expect(clientSocket.offer(Buffer.from('late'))).toBe(0);
+    clientSocket.end('last');
+    expect(clientSocket.offer(Buffer.from('x'))).toBe(0);
+    const bytes = await got;
+    expect(bytes.subarray(0, 6).toString()).toBe('first ');
+    expect(bytes.subarray(6, 6 + big.length).equals(Buffer.from(big))).toBe(true);
+    expect(bytes.subarray(6 + big.length).toString()).toBe('last');
+    expect(clientSocket.bytesWritten).toBe(6 + big.length + 4);
+  });
+
   it('end() sends a FIN: the peer reads to the end and may still write', async () => {
     const { clientSocket, serverSocket } = await connectPair();
     // Both close on their own once each side has read the other's end and ended its own.
