@@ -20,6 +20,7 @@ import {
   readToEnd,
   runCleanups,
   sleep,
+  tappedDialer,
   waitFor,
 } from './tcp-bed.js';
 
@@ -221,25 +222,29 @@ describe('TcpRelay', () => {
     expect(s.connection.error).toBeUndefined();
   });
 
-  it('half-close, upstream first: the upstream ends and still receives what the client sends after', async () => {
-    const srv = await localServer(() => {});
-    const b = bed({ dialer: localDialer(srv.port) });
-    const s = await b.connect(80);
-    await waitFor(() => srv.sockets.length === 1);
-    const up = srv.sockets[0]!;
-    const clientGot = readToEnd(s);
-    const upGot = readToEnd(up);
-    up.end('banner');
-    expect((await clientGot).toString()).toBe('banner');
-    // The dialer's net.Socket would close both ways here without allowHalfOpen.
-    s.write('still ');
-    await sleep(50);
-    s.end('talking');
-    expect((await upGot).toString()).toBe('still talking');
-    await closed(s);
-    expect(s.connection.error).toBeUndefined();
-    await waitFor(() => b.relay.stats.open === 0);
-  });
+  for (const [kind, dialerFor] of [
+    ['plain', localDialer],
+    ['tapped (read-tap.ts)', tappedDialer],
+  ] as const)
+    it(`half-close, upstream first, ${kind} upstream: the upstream ends and still receives what the client sends after`, async () => {
+      const srv = await localServer(() => {});
+      const b = bed({ dialer: dialerFor(srv.port) });
+      const s = await b.connect(80);
+      await waitFor(() => srv.sockets.length === 1);
+      const up = srv.sockets[0]!;
+      const clientGot = readToEnd(s);
+      const upGot = readToEnd(up);
+      up.end('banner');
+      expect((await clientGot).toString()).toBe('banner');
+      // The dialer's net.Socket would close both ways here without allowHalfOpen.
+      s.write('still ');
+      await sleep(50);
+      s.end('talking');
+      expect((await upGot).toString()).toBe('still talking');
+      await closed(s);
+      expect(s.connection.error).toBeUndefined();
+      await waitFor(() => b.relay.stats.open === 0);
+    });
 
   it('an upstream RST resets the client', async () => {
     const srv = await localServer(() => {});
