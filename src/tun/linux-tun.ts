@@ -34,90 +34,38 @@
  * when the stack left some (`TxMeta.headroom` >= `txHeadroom`), else the packet is copied behind it.
  */
 import { endianness } from 'node:os';
-import { RxFlags, type TxMeta } from '../stack/transport.js';
+import type { TxMeta } from '../stack/transport.js';
 import type { Device, DeviceOffload, DeviceStats, PacketSink } from './device.js';
 import { newDeviceStats } from './device.js';
 import { TunError } from './errors.js';
-import { TunFlags } from './ioctl.js';
 import { Errno, errnoName, libc, POLLERR, POLLHUP, POLLIN, POLLNVAL, type PollWatch } from './libc.js';
-import { type OffloadMode, openTunHandle, type TunHandle } from './tun-open.js';
+import { FRAME_GSO, FRAME_UNDELIVERABLE, TunFrame } from './tun-frame.js';
+import { openTunHandle, type TunHandle } from './tun-open.js';
+import { checkTunOptions, type ReadMode, type TunOptions } from './tun-options.js';
 import { type ReadRingOwner, TunReadRing, TunWriteRing } from './tun-rings.js';
 import { DEFAULT_URING_ENTRIES } from './uring.js';
-import { emitTxHeader, VIRTIO_NET_HDR_LENGTH, VnetFlags, VnetGso } from './vnet.js';
+import { VnetGso } from './vnet.js';
 
-/**
- * How the device reads: 'drain' after a poll() on the thread pool, 'async-read' one async read()
- * per packet (the slow baseline), or 'uv-poll': drain when the event loop's own epoll reports the
- * fd readable (koffi's undocumented uv_poll_t binding), which keeps no thread-pool thread blocked
- * and saves the thread hand-off of each wake-up (measured: about 90 µs of main-thread time per
- * async poll() on this VM). 'auto' (the default) is 'uv-poll' when koffi offers it, else 'drain':
- * the undocumented binding is only a fast path, with the documented one as the tested fallback.
- */
-export type ReadMode = 'auto' | 'drain' | 'async-read' | 'uv-poll';
+export {
+  DEFAULT_BATCH,
+  type IoMode,
+  type ReadMode,
+  resolveReadMode,
+  type TunOptions,
+} from './tun-options.js';
 
-/** The read mode 'auto' resolves to here: 'uv-poll' when koffi has its poll binding, else 'drain'. */
-export function resolveReadMode(mode: ReadMode): Exclude<ReadMode, 'auto'> {
-  if (mode !== 'auto') return mode;
-  return libc().canWatchReadable() ? 'uv-poll' : 'drain';
-}
-
-/** Options of openTun(). Give `name` or `fd`, not both; neither creates a kernel-named `tunN`. */
-export interface TunOptions {
-  /** Interface to create, or attach to when it exists (e.g. made by `ip tuntap add mode tun`). */
-  name?: string;
-  /** An open TUN fd handed over by a parent process (`fd://3`); the device owns it from then on. */
-  fd?: number;
-  /** Sets the interface MTU (SIOCSIFMTU) when given; otherwise the current MTU is read. */
-  mtu?: number;
-  /** A network namespace path (`/var/run/netns/X`): the device is created/attached in it. */
-  netns?: string;
-  /** Default 'drain'. */
-  readMode?: ReadMode;
-  /** Checksum and TCP segmentation offload through IFF_VNET_HDR: 'auto' (default) or 'off'. */
-  offload?: OffloadMode;
-  /** Attach as one queue of a multi-queue TUN (IFF_MULTI_QUEUE; needs `name`). Default false. */
-  multiQueue?: boolean;
-  /** Most packets handed to the sink per drained batch before yielding to the loop. Default 256. */
-  batch?: number;
-  /**
-   * How packets are read and written: 'uring' batches both through io_uring (a drain's reads and
-   * a turn's writes, each with one io_uring_enter()), 'plain' calls read() and write() per packet,
-   * 'auto' (the default) is 'uring' when the kernel allows io_uring, else 'plain'.
-   */
-  ioMode?: IoMode;
-  /** Called once when reading stops on an unrecoverable error (e.g. the interface was deleted). */
-  onError?: (err: TunError) => void;
-}
-
-/** How a TunDevice reads and writes: see TunOptions.ioMode. */
-export type IoMode = 'auto' | 'uring' | 'plain';
-
-/** Default `batch`: packets per drain before yielding to other I/O. */
-export const DEFAULT_BATCH = 256;
 /** The receive buffer: the largest IP packet plus room for the packet-info and virtio-net headers. */
 const RX_BUFFER_BYTES = 65536 + 64;
 /** The largest IP packet. */
 const MAX_PACKET = 65535;
 /** Consecutive failed reads or polls after which reading is declared broken (no busy loop). */
 const MAX_CONSECUTIVE_ERRORS = 64;
-/** EtherTypes for `struct tun_pi.proto`. */
-const ETH_P_IP = 0x0800;
-const ETH_P_IPV6 = 0x86dd;
 /** Host byte order, for the native structs (pollfd, the eventfd counter). */
 const LITTLE = endianness() === 'LE';
 
 /** Opens (creates or attaches) a TUN device; throws a TunError with one actionable line on failure. */
 export function openTun(opts: TunOptions = {}): TunDevice {
-  const asked = opts.readMode ?? 'auto';
-  if (asked !== 'auto' && asked !== 'drain' && asked !== 'async-read' && asked !== 'uv-poll')
-    throw new TypeError(`readMode must be 'auto', 'drain', 'async-read' or 'uv-poll', not ${String(asked)}`);
-  const readMode = resolveReadMode(asked);
-  const batch = opts.batch ?? DEFAULT_BATCH;
-  if (!Number.isInteger(batch) || batch < 1 || batch > 65536)
-    throw new RangeError(`batch must be an integer in 1..65536, not ${batch}`);
-  const ioMode = opts.ioMode ?? 'auto';
-  if (ioMode !== 'auto' && ioMode !== 'uring' && ioMode !== 'plain')
-    throw new TypeError(`ioMode must be 'auto', 'uring' or 'plain', not ${String(ioMode)}`);
+  const { readMode, batch, ioMode } = checkTunOptions(opts);
   const dev = new TunDevice(openTunHandle(opts), readMode, batch, opts.onError);
   if (ioMode !== 'plain') {
     const why = dev.useUring();
@@ -152,12 +100,10 @@ export class TunDevice implements Device {
 
   #fd: number;
   #eventFd: number;
-  /** Bytes before the IP packet on the fd: 4 for `struct tun_pi` without IFF_NO_PI, plus 10 with a virtio-net header. */
+  /** What goes before each packet on the fd (struct tun_pi, the virtio-net header). */
+  readonly #frame: TunFrame;
+  /** Bytes of that prefix. */
   readonly #prefix: number;
-  /** Offset of the virtio-net header on the fd (after `struct tun_pi`), or -1 without one. */
-  readonly #vnetAt: number;
-  /** The fd carries `struct tun_pi` (no IFF_NO_PI). */
-  readonly #packetInfo: boolean;
   readonly #batch: number;
   readonly #onError: ((err: TunError) => void) | undefined;
   readonly #rxBuf = new Uint8Array(RX_BUFFER_BYTES);
@@ -198,10 +144,8 @@ export class TunDevice implements Device {
     this.offloadNote = handle.offloadNote;
     this.#fd = handle.fd;
     this.#eventFd = handle.eventFd;
-    const pi = (handle.flags & TunFlags.IFF_NO_PI) !== 0 ? 0 : 4;
-    this.#packetInfo = pi !== 0;
-    this.#vnetAt = handle.offload.vnetHdr ? pi : -1;
-    this.#prefix = pi + (handle.offload.vnetHdr ? VIRTIO_NET_HDR_LENGTH : 0);
+    this.#frame = new TunFrame(handle.flags, handle.offload.vnetHdr, handle.offload.csum);
+    this.#prefix = this.#frame.prefix;
     this.txHeadroom = this.#prefix;
     this.readMode = readMode;
     this.#batch = batch;
@@ -282,13 +226,14 @@ export class TunDevice implements Device {
       stats.txErrors++;
       return false;
     }
-    const gso = this.#vnetAt >= 0 && meta !== undefined && meta.gsoType !== VnetGso.NONE && this.offload.tso;
+    const gso =
+      this.#frame.vnetAt >= 0 && meta !== undefined && meta.gsoType !== VnetGso.NONE && this.offload.tso;
     const ring = this.#writeRing;
     if (ring !== undefined) {
       const slot = ring.slot(packet.length + prefix);
       if (slot !== undefined) {
         slot.set(packet, prefix);
-        if (prefix !== 0) this.#writePrefix(slot, packet, meta);
+        if (prefix !== 0) this.#frame.writePrefix(slot, packet, meta);
         ring.commit(slot.length, gso);
         return true;
       }
@@ -306,7 +251,7 @@ export class TunDevice implements Device {
         buf = this.#txBuf ??= new Uint8Array(MAX_PACKET + prefix);
         buf.set(packet, prefix);
       }
-      this.#writePrefix(buf, packet, meta);
+      this.#frame.writePrefix(buf, packet, meta);
     }
     const c = libc();
     const n = c.write(this.#fd, buf, len);
@@ -320,19 +265,6 @@ export class TunDevice implements Device {
     if (errno === Errno.EAGAIN || errno === Errno.ENOBUFS) stats.txDropped++;
     else stats.txErrors++;
     return false;
-  }
-
-  /** Writes the packet-info and virtio-net headers in front of `packet`'s copy in `buf`. */
-  #writePrefix(buf: Uint8Array, packet: Uint8Array, meta: TxMeta | undefined): void {
-    if (this.#packetInfo) {
-      // struct tun_pi { u16 flags; be16 proto }: the kernel takes skb->protocol from proto.
-      const proto = packet[0]! >> 4 === 6 ? ETH_P_IPV6 : ETH_P_IP;
-      buf[0] = 0;
-      buf[1] = 0;
-      buf[2] = proto >> 8;
-      buf[3] = proto & 0xff;
-    }
-    if (this.#vnetAt >= 0) emitTxHeader(this.offload.csum ? meta : undefined, buf, this.#vnetAt);
   }
 
   /** Stops reading, wakes and waits for the in-flight poll/read, then closes the fds. Idempotent. */
@@ -506,22 +438,13 @@ export class TunDevice implements Device {
   /** Hands the packet read into `buf[start, end)` (its prefix first) to the sink. */
   #deliver(sink: PacketSink, buf: Uint8Array, start: number, end: number): void {
     const stats = this.stats;
-    let rxFlags = 0;
-    if (this.#vnetAt >= 0) {
-      const at = start + this.#vnetAt;
-      // virtio_net_hdr: flags at +0, gso_type at +1 (vnet.ts); the rest is not needed to receive.
-      if ((buf[at]! & (VnetFlags.NEEDS_CSUM | VnetFlags.DATA_VALID)) !== 0)
-        rxFlags = RxFlags.CHECKSUM_VERIFIED;
-      const gso = buf[at + 1]! & ~VnetGso.ECN;
-      if (gso !== VnetGso.NONE) {
-        if (gso !== VnetGso.TCPV4 && gso !== VnetGso.TCPV6) {
-          // UDP GSO is never requested (no TUN_F_USO*): several datagrams in one, not deliverable.
-          stats.rxErrors++;
-          return;
-        }
-        stats.rxGsoPackets++;
-      }
+    const got = this.#frame.receive(buf, start);
+    if (got === FRAME_UNDELIVERABLE) {
+      stats.rxErrors++;
+      return;
     }
+    if ((got & FRAME_GSO) !== 0) stats.rxGsoPackets++;
+    const rxFlags = got & ~FRAME_GSO;
     const packetAt = start + this.#prefix;
     stats.rxPackets++;
     stats.rxBytes += end - packetAt;
