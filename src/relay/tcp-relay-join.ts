@@ -81,7 +81,7 @@ function onUpstreamRead(this: Relayed, bytes: Uint8Array): boolean {
   if (tcp.destroyed) return true;
   const n = tcp.offer(bytes);
   if (n === bytes.length) return true;
-  return tcp.write(Buffer.from(n === 0 ? bytes : bytes.subarray(n)));
+  return tcp.write(Buffer.from(bytes.subarray(n)));
 }
 
 /** 'drain': the other side took what was queued; resume it. */

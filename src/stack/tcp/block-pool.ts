@@ -82,8 +82,17 @@ export class BlockPool {
     return fresh;
   }
 
-  /** A view of `block` goes to a reader, which may `release` it. */
+  /**
+   * A block of `size` bytes for an owner to fill: a pooled one (take()) when `size` is MAX_BLOCK,
+   * else a plain allocation, which lend and retire then ignore.
+   */
+  allocate(size: number): Uint8Array {
+    return size === MAX_BLOCK ? this.take() : new Uint8Array(size);
+  }
+
+  /** A view of `block` goes to a reader, which may `release` it. Memory take() did not return is ignored. */
   lend(block: Uint8Array): void {
+    if (!this.#issued.has(block)) return;
     const loan = this.#loans.get(block.buffer);
     if (loan === undefined) this.#loans.set(block.buffer, { block, out: 1, retired: false });
     else loan.out++;

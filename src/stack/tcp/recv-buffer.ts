@@ -104,7 +104,7 @@ export class RecvBuffer {
       const room = this.#capacity - this.#length - done;
       const size = Math.max(rest, Math.min(this.#blockHint, room));
       this.#blockHint = Math.min(this.#blockHint * 2, MAX_BLOCK);
-      const fresh = size === MAX_BLOCK && this.pool !== undefined ? this.pool.take() : new Uint8Array(size);
+      const fresh = this.pool !== undefined ? this.pool.allocate(size) : new Uint8Array(size);
       this.#storage += size;
       fresh.set(done === 0 && n === data.length ? data : data.subarray(done, n), 0);
       blocks.push(fresh);
@@ -125,7 +125,7 @@ export class RecvBuffer {
     const n = Math.min(Math.floor(max), this.#length, (this.#fills[this.#head] ?? 0) - pos);
     if (!(n >= 1)) return undefined;
     const block = this.#blocks[this.#head]!;
-    if (block.length === MAX_BLOCK) this.pool?.lend(block);
+    this.pool?.lend(block);
     const end = pos + n;
     this.#length -= n;
     this.#totalRead += n;
@@ -142,7 +142,7 @@ export class RecvBuffer {
    */
   trim(): void {
     if (this.#length !== 0) return;
-    for (let i = this.#head; i < this.#blocks.length; i++) this.#retire(this.#blocks[i]!);
+    for (let i = this.#head; i < this.#blocks.length; i++) this.pool?.retire(this.#blocks[i]!);
     this.#blocks.length = 0;
     this.#fills.length = 0;
     this.#head = 0;
@@ -154,7 +154,7 @@ export class RecvBuffer {
   #dropHead(): void {
     const blocks = this.#blocks;
     this.#storage -= blocks[this.#head]!.length;
-    this.#retire(blocks[this.#head]!);
+    this.pool?.retire(blocks[this.#head]!);
     blocks[this.#head++] = EMPTY;
     this.#readPos = 0;
     if (this.#head === blocks.length) {
@@ -166,10 +166,5 @@ export class RecvBuffer {
       this.#fills.splice(0, this.#head);
       this.#head = 0;
     }
-  }
-
-  /** The block will not be written again: a pooled one may go back to the pool. */
-  #retire(block: Uint8Array): void {
-    if (block.length === MAX_BLOCK) this.pool?.retire(block);
   }
 }

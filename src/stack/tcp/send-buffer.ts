@@ -164,7 +164,7 @@ export class SendBuffer {
     let head = this.#head;
     while (starts[head]! + lens[head]! <= this.#base) {
       this.#storage -= bufs[head]!.length;
-      this.#retire(bufs[head]!);
+      this.pool?.retire(bufs[head]!);
       bufs[head++] = EMPTY;
     }
     this.#head = head;
@@ -180,7 +180,7 @@ export class SendBuffer {
   /** Drops everything (abort). */
   clear(): void {
     this.#retireAll(undefined);
-    if (this.#spare !== undefined) this.#retire(this.#spare);
+    if (this.#spare !== undefined) this.pool?.retire(this.#spare);
     this.#reset();
     this.#spare = undefined;
     this.#storage = 0;
@@ -192,21 +192,18 @@ export class SendBuffer {
    */
   trim(): void {
     if (this.#end !== this.#base) return;
-    if (this.#spare !== undefined) this.#retire(this.#spare);
+    if (this.#spare !== undefined) this.pool?.retire(this.#spare);
     this.#spare = undefined;
     this.#storage = 0;
     this.#blockHint = MIN_BLOCK;
   }
 
-  /** Retires every live chunk but `keep` (see #retire). */
+  /** Gives every live chunk but `keep` to the pool, which takes back only its own blocks. */
   #retireAll(keep: Uint8Array | undefined): void {
+    const pool = this.pool;
+    if (pool === undefined) return;
     const bufs = this.#bufs;
-    for (let i = this.#head; i < bufs.length; i++) if (bufs[i] !== keep) this.#retire(bufs[i]!);
-  }
-
-  /** A chunk is dropped: a full-size block of ours goes back to the pool (the pool ignores the rest). */
-  #retire(buf: Uint8Array): void {
-    if (buf.length === MAX_BLOCK) this.pool?.retire(buf);
+    for (let i = this.#head; i < bufs.length; i++) if (bufs[i] !== keep) pool.retire(bufs[i]!);
   }
 
   #reset(): void {
@@ -254,7 +251,7 @@ export class SendBuffer {
     const size = Math.max(rest, Math.min(this.#blockHint, room));
     this.#blockHint = Math.min(this.#blockHint * 2, MAX_BLOCK);
     this.#storage += size;
-    return size === MAX_BLOCK && this.pool !== undefined ? this.pool.take() : new Uint8Array(size);
+    return this.pool !== undefined ? this.pool.allocate(size) : new Uint8Array(size);
   }
 
   /** Index of the live chunk holding stream position `pos` (base <= pos < end). */
