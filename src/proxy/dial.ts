@@ -22,7 +22,7 @@ export interface DialContext {
 }
 
 /**
- * Runs `attempt` under the timeout and signal of `opts`. On success the socket gets Nagle off; on
+ * Runs `attempt` under the timeout and the signal (or DialCancel) of `opts`. On success the socket gets Nagle off; on
  * any failure every tracked socket is destroyed and the error becomes a DialError.
  */
 export function runDial(
@@ -32,6 +32,7 @@ export function runDial(
 ): Promise<net.Socket> {
   const timeoutMs = opts?.timeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS;
   const signal = opts?.signal;
+  const cancel = opts?.cancel;
   const sockets: net.Socket[] = [];
   const start = performance.now();
   let settled = false;
@@ -40,6 +41,7 @@ export function runDial(
     const cleanup = (): void => {
       clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
+      cancel?.listen(undefined);
     };
     const fail = (err: DialError): void => {
       if (settled) return;
@@ -53,11 +55,12 @@ export function runDial(
       () => fail(new DialError('ETIMEDOUT', `dial to ${what} timed out after ${timeoutMs} ms`)),
       timeoutMs,
     );
-    if (signal?.aborted) {
+    if (signal?.aborted === true || cancel?.aborted === true) {
       onAbort();
       return;
     }
     signal?.addEventListener('abort', onAbort, { once: true });
+    cancel?.listen(onAbort);
 
     const ctx: DialContext = {
       remainingMs: () => Math.max(1, Math.ceil(timeoutMs - (performance.now() - start))),

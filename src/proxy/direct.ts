@@ -9,6 +9,7 @@ import { DialError } from './errors.js';
 export function createDirectDialer(): Dialer {
   return {
     name: 'direct',
+    cancellable: true,
     dial(dst: Destination, opts?: DialOptions): Promise<net.Socket> {
       const what = formatDestination(dst);
       return runDial(opts, what, (ctx) => tcpConnect(ctx, dst.host, dst.port, destinationErrorCode, what));

@@ -149,6 +149,7 @@ async function handshake(ctx: DialContext, config: HttpConfig, dst: Destination)
 export function createHttpDialer(config: HttpConfig): Dialer {
   return {
     name: 'http',
+    cancellable: true,
     dial(dst: Destination, opts?: DialOptions): Promise<net.Socket> {
       return runDial(opts, formatDestination(dst), (ctx) => handshake(ctx, config, dst));
     },

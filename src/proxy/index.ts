@@ -9,6 +9,7 @@ import type { ProxyConfig } from './url.js';
 export {
   DEFAULT_DIAL_TIMEOUT_MS,
   type Destination,
+  DialCancel,
   type Dialer,
   type DialOptions,
   formatDestination,

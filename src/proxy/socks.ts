@@ -190,6 +190,7 @@ export function createSocksDialer(config: SocksConfig, opts: SocksDialerOptions 
   const spares = count > 0 ? new Socks5Spares(config, count) : undefined;
   return {
     name: config.kind,
+    cancellable: true,
     dial(dst: Destination, opts?: DialOptions): Promise<net.Socket> {
       return runDial(opts, formatDestination(dst), (ctx) => handshake(ctx, config, dst, spares));
     },

@@ -5,8 +5,8 @@
 
 import type * as net from 'node:net';
 import { canonicalHost } from '../proxy/address.js';
-import type { Destination, Dialer } from '../proxy/dialer.js';
-import { formatDestination } from '../proxy/dialer.js';
+import type { Destination, Dialer, DialOptions } from '../proxy/dialer.js';
+import { DialCancel, formatDestination } from '../proxy/dialer.js';
 import type { TcpRequest } from '../runtime.js';
 
 /**
@@ -72,20 +72,23 @@ export { canonicalHost };
 /**
  * The relay's dials in flight: each one stops when its client gives up (request.onAbandon, called
  * by the runtime for a pending SYN or by the relay for a connection accepted before its dial) or
- * when abortAll() runs (relay close). One AbortController per dial and the request's onAbandon hook
- * (AbortSignal.any over two signals cost ~10 us per connection).
+ * when abortAll() runs (relay close). A DialCancel per dial for a dialer that heeds one (the
+ * built-in ones), else an AbortController, and the request's onAbandon hook (AbortSignal.any
+ * over two signals cost ~10 us per connection, the controller and its listener more again).
  */
 export class DialsInFlight {
-  private readonly open = new Set<AbortController>();
+  private readonly open = new Set<DialCancel | AbortController>();
 
   /** Dials `dst` now (not on a later tick: the dial is the critical path of the client's connect()). */
   start(dialer: Dialer, dst: Destination, timeoutMs: number, request: TcpRequest): Promise<net.Socket> {
-    const abort = new AbortController();
+    const abort = dialer.cancellable === true ? new DialCancel() : new AbortController();
     this.open.add(abort);
     request.onAbandon = () => abort.abort();
+    const opts: DialOptions =
+      abort instanceof DialCancel ? { timeoutMs, cancel: abort } : { timeoutMs, signal: abort.signal };
     let dialing: Promise<net.Socket>;
     try {
-      dialing = dialer.dial(dst, { timeoutMs, signal: abort.signal });
+      dialing = dialer.dial(dst, opts);
     } catch (err) {
       // A dialer that throws synchronously is treated like one that rejects.
       dialing = Promise.reject(err);

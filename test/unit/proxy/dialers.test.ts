@@ -1,6 +1,6 @@
 import { PassThrough } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createDialer, DialError, type Dialer, parseProxyUrl } from '../../../src/proxy/index.js';
+import { createDialer, DialCancel, DialError, type Dialer, parseProxyUrl } from '../../../src/proxy/index.js';
 import { closedPort, fakeSocks5, readBytes, serverSet } from './fake-server.js';
 
 const { serve, closeAll } = serverSet();
@@ -53,6 +53,44 @@ describe('direct and reject dialers', () => {
     await expect(p).rejects.toMatchObject({ code: 'EABORTED' });
     for (let i = 0; i < 50 && silent.sockets.size > 0; i++) await new Promise((r) => setTimeout(r, 10));
     expect(silent.sockets.size).toBe(0);
+  });
+
+  it('honours a DialCancel the same way, and every dialer that dials says so', async () => {
+    const silent = await serve((s) => s.resume());
+    for (const url of [`http://127.0.0.1:${silent.port}`, `socks5://127.0.0.1:${silent.port}`]) {
+      // No SOCKS5 spares: a spare would stay open to the silent server, awaiting its greeting.
+      const dialer = createDialer(parseProxyUrl(url), { socks5Spares: 0 });
+      expect(dialer.cancellable).toBe(true);
+      const done = new DialCancel();
+      done.abort();
+      await expect(dialer.dial({ host: 'h', port: 1 }, { cancel: done })).rejects.toMatchObject({
+        code: 'EABORTED',
+      });
+      const cancel = new DialCancel();
+      const p = dialer.dial({ host: 'h', port: 1 }, { cancel, timeoutMs: 5000 });
+      setTimeout(() => cancel.abort(), 50);
+      await expect(p).rejects.toMatchObject({ code: 'EABORTED' });
+      for (let i = 0; i < 50 && silent.sockets.size > 0; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(silent.sockets.size).toBe(0);
+    }
+    expect(createDialer(parseProxyUrl('direct://')).cancellable).toBe(true);
+  });
+
+  it('DialCancel calls its one listener once; a later listen() replaces an earlier one', () => {
+    const cancel = new DialCancel();
+    const calls: string[] = [];
+    cancel.listen(() => calls.push('first'));
+    cancel.listen(() => calls.push('second'));
+    expect(cancel.aborted).toBe(false);
+    cancel.abort();
+    cancel.abort();
+    expect(cancel.aborted).toBe(true);
+    expect(calls).toEqual(['second']);
+    const cleared = new DialCancel();
+    cleared.listen(() => calls.push('cleared'));
+    cleared.listen(undefined);
+    cleared.abort();
+    expect(calls).toEqual(['second']);
   });
 });
 

@@ -4,7 +4,7 @@
  */
 import type * as net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Dialer } from '../../../src/proxy/dialer.js';
+import { DialCancel, type Dialer, type DialOptions } from '../../../src/proxy/dialer.js';
 import { DialError, type DialErrorCode } from '../../../src/proxy/errors.js';
 import { canonicalHost, LoopGuard, refusalFor } from '../../../src/relay/tcp-relay.js';
 import type { TcpSocket } from '../../../src/tcp-socket.js';
@@ -200,6 +200,31 @@ describe('TcpRelay', () => {
     const t0 = performance.now();
     await waitFor(() => signals[0]!.aborted, 3000, 'the dial aborted');
     expect(performance.now() - t0).toBeLessThan(1000);
+    expect(b.relay.stats.failed).toEqual({ EABORTED: 1 });
+  });
+
+  it('gives a cancellable dialer a DialCancel instead of an AbortSignal, and aborts through it', async () => {
+    const seen: DialOptions[] = [];
+    const dialer: Dialer = {
+      name: 'slow-cancellable',
+      cancellable: true,
+      dial: (_dst, opts) =>
+        new Promise((_resolve, reject) => {
+          seen.push(opts!);
+          opts!.cancel!.listen(() => reject(new DialError('EABORTED', 'dial aborted')));
+        }),
+    };
+    const b = bed(
+      { dialer },
+      { relay: { tcp: { synDecisionTimeoutMs: 100 } }, client: { tcp: { initialRtoMs: 5000 } } },
+    );
+    b.client.enter();
+    b.client.stack.tcp.connect(CLIENT4, 41002, REMOTE4, 80, b.client.now());
+    b.client.schedule();
+    await waitFor(() => seen.length === 1, 3000, 'dial');
+    expect(seen[0]!.signal).toBeUndefined();
+    expect(seen[0]!.cancel).toBeInstanceOf(DialCancel);
+    await waitFor(() => seen[0]!.cancel!.aborted, 3000, 'the dial aborted');
     expect(b.relay.stats.failed).toEqual({ EABORTED: 1 });
   });
 
