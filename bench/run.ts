@@ -11,7 +11,8 @@
  *   - serial new connections per second (connect, 64-byte request, response, server's FIN, close);
  *   - 64-byte request-response latency p50/p99 on one connection, plus the SOCKS-only path through
  *     one extra socat hop (C, plain sockets) as the floor of what any relay process adds here;
- *   - serial UDP request-response rate (through UDP ASSOCIATE on the SOCKS paths);
+ *   - serial UDP request-response rate (through UDP ASSOCIATE on the SOCKS paths), plus the direct
+ *     path through one socat UDP hop, and from it what one minimal relay process leaves here;
  *   - peak RSS (VmHWM) of each tun2socks, and its RSS per idle connection over --idle connections.
  * Prints a table (metric | direct | socks-only | tun2socks | ratios | target | met?) and writes it
  * as JSON (bench-results.json, or --out). Timings are printed, never asserted.
@@ -315,9 +316,16 @@ async function relay(args: Args, rows: Row[], configs: TunConfig[]): Promise<Rec
         });
     }
     if (args.only.has('udp')) {
-      await warmUp([...paths, ...busyPaths], 'udp');
+      // The UDP reference hop (socat on the direct path): what one extra relay process adds here.
+      const udpHop = await site.startUdpHop();
+      const udpPaths: BenchPath[] = [
+        ...paths,
+        ...busyPaths,
+        ...(udpHop ? [{ kind: 'udp-hop' } as const] : []),
+      ];
+      await warmUp(udpPaths, 'udp');
       for (let run = 0; run < args.runs; run++)
-        for (const p of [...paths, ...busyPaths]) {
+        for (const p of udpPaths) {
           const [r, cpu] = await withCpu(p, () => client(site, p, 'udp', { seconds: args.seconds }));
           progress(`run ${run + 1}/${args.runs} UDP exchanges/s ${key(p)}: ${r?.perSecond?.toFixed(0)}`);
           s.add(`udp|${key(p)}`, r?.perSecond ?? Number.NaN);
@@ -332,6 +340,27 @@ async function relay(args: Args, rows: Row[], configs: TunConfig[]): Promise<Rec
           tun: s.median(`udp|tun:${tun.config.label}`),
           ...(tun === main ? { target: { kind: 'vs-socks', min: 0.85 } as const } : {}),
         });
+      if (udpHop) {
+        const direct = s.median('udp|direct');
+        const socks = s.median('udp|socks');
+        const hop = s.median('udp|udp-hop');
+        rows.push({
+          metric: 'UDP request-response, serial, direct + one socat hop (reference)',
+          unit: 'exch/s',
+          direct: hop,
+        });
+        // SOCKS-only with each exchange longer by what the hop added to the direct one: about what
+        // a minimal relay process (C, plain sockets) in the client's path leaves on this machine.
+        rows.push({
+          metric: 'UDP request-response, SOCKS-only slowed by what one socat hop adds (reference)',
+          unit: 'exch/s',
+          socks,
+          tun:
+            direct === undefined || socks === undefined || hop === undefined
+              ? Number.NaN
+              : 1 / (1 / socks + 1 / hop - 1 / direct),
+        });
+      }
       for (const tun of lanes)
         rows.push({
           metric: `CPU of tun2socks during the UDP exchanges, ${tun.config.label}`,

@@ -19,6 +19,7 @@ import {
   CLIENT_JS,
   DANTED_PORT,
   HOP_PORT,
+  HOP_UDP_PORT,
   HOP_V4,
   PROXY_V4,
   SERVER_DIRECT,
@@ -29,18 +30,21 @@ import type { TunProcess } from './tun-process.js';
 
 /**
  * The path a measurement takes: the kernel's, the client's own SOCKS, the client's own SOCKS
- * through the reference hop (socat), or a tun2socks lane.
+ * through the reference hop (socat), the direct path through the UDP reference hop (socat, UDP
+ * only), or a tun2socks lane.
  */
 export type BenchPath =
   | { kind: 'direct' }
   | { kind: 'socks' }
   | { kind: 'hop' }
+  | { kind: 'udp-hop' }
   | { kind: 'tun'; tun: TunProcess };
 
 /** The server address a client uses on `path`. */
 export function targetOf(path: BenchPath): string {
   if (path.kind === 'direct') return SERVER_DIRECT;
   if (path.kind === 'socks' || path.kind === 'hop') return SERVER_SOCKS;
+  if (path.kind === 'udp-hop') return HOP_V4;
   return path.tun.target;
 }
 
@@ -121,7 +125,8 @@ export async function client(
   mode: Exclude<ClientMode, 'idle'>,
   run: ClientRun,
 ): Promise<ClientReport | undefined> {
-  const args = [CLIENT_JS, '--mode', mode, '--host', targetOf(path), '--port', String(PORT_OF[mode])];
+  const port = path.kind === 'udp-hop' ? HOP_UDP_PORT : PORT_OF[mode];
+  const args = [CLIENT_JS, '--mode', mode, '--host', targetOf(path), '--port', String(port)];
   args.push('--seconds', String(run.seconds));
   if (run.count !== undefined) args.push('--count', String(run.count));
   if (path.kind === 'socks') args.push('--socks', `${PROXY_V4}:${DANTED_PORT}`);

@@ -18,7 +18,7 @@ import { writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { findExecutable } from '../../test/testbed/exec.js';
 import { checkCidr4, type Netns, type Testbed, waitFor } from '../../test/testbed/index.js';
-import { IPERF_PORT } from './protocol.js';
+import { IPERF_PORT, UDP_ECHO_PORT } from './protocol.js';
 
 /** The compiled command under test. */
 export const CLI = resolve(import.meta.dirname, '../../src/cli.js');
@@ -51,6 +51,11 @@ export const MAX_LANES = 16;
  */
 export const HOP_V4 = '198.18.30.1';
 export const HOP_PORT = 1081;
+/**
+ * The UDP reference hop: socat relaying datagrams from HOP_V4:HOP_UDP_PORT to the server's UDP echo
+ * on the direct path, so (hop − direct) is what one user-space hop adds to a UDP exchange here.
+ */
+export const HOP_UDP_PORT = 1082;
 
 /** Programs the benchmark runs besides `ip` and node. */
 export const TOOLS = ['danted', 'iperf3', 'proxychains4'] as const;
@@ -184,6 +189,25 @@ export class BenchSite {
       { stdio: 'ignore' },
     );
     await this.client.waitForTcpPort(HOP_PORT, 10_000);
+    return true;
+  }
+
+  /** Starts the UDP reference hop (socat) unless socat is missing; true when it listens. */
+  async startUdpHop(): Promise<boolean> {
+    if (findExecutable('socat') === undefined) return false;
+    this.client.spawn(
+      'socat',
+      [`UDP-LISTEN:${HOP_UDP_PORT},bind=${HOP_V4},fork,reuseaddr`, `UDP:${SERVER_DIRECT}:${UDP_ECHO_PORT}`],
+      { stdio: 'ignore' },
+    );
+    await waitFor(
+      async () => {
+        const r = await this.client.exec('ss', ['-Hlun', `sport = :${HOP_UDP_PORT}`], { allowFail: true });
+        return r.code === 0 && r.stdout.trim() !== '';
+      },
+      10_000,
+      `socat on UDP port ${HOP_UDP_PORT}`,
+    );
     return true;
   }
 
