@@ -1,18 +1,10 @@
 /**
  * A Linux TUN device (Documentation/networking/tuntap.rst) driven through koffi.
  *
- * Reading ('drain', the default): a koffi async `poll()` on [tun fd, eventfd] waits on libuv's
- * thread pool, so the event loop never blocks; when it returns the loop reads the non-blocking fd
- * synchronously into one preallocated buffer until EAGAIN or `batch` packets, hands each packet to
- * the sink as a view of that buffer, calls `flush()` once, and re-arms the poll (after a
- * setImmediate when the budget ran out, so other I/O gets a turn). The eventfd wakes the poll on
- * close(). 'async-read' issues one koffi async `read()` per packet instead, kept for comparison.
- *
- * The blocked poll holds one of libuv's thread-pool threads (UV_THREADPOOL_SIZE, 4 by default,
- * shared with fs, dns.lookup and crypto) for as long as the device reads: a process with several
- * devices, or heavy fs/DNS use, should raise UV_THREADPOOL_SIZE before its first thread-pool use.
- * 'uv-poll' avoids this by watching the fd from the event loop's own epoll instead (through koffi's
- * uv_poll_t binding, which koffi still marks undocumented); the drain itself is the same.
+ * Reading ('uv-poll' where koffi offers it, else 'drain'; or 'async-read') is TunReader's
+ * (tun-reader.ts): it waits for the fd to become readable without blocking the event loop, reads
+ * until EAGAIN or `batch` packets, hands each packet to the sink as a view of its buffer and calls
+ * `flush()` once per drain.
  *
  * With io_uring (ioMode 'auto' where the kernel allows it, or 'uring'; uring.ts) a drain submits
  * several reads at once, each into its own slot of an arena (RWF_NOWAIT: the first empty read ends
@@ -33,16 +25,16 @@
  * (GSO and NEEDS_CSUM as asked, all zeroes for a plain packet), written into the packet's headroom
  * when the stack left some (`TxMeta.headroom` >= `txHeadroom`), else the packet is copied behind it.
  */
-import { endianness } from 'node:os';
 import type { TxMeta } from '../stack/transport.js';
 import type { Device, DeviceOffload, DeviceStats, PacketSink } from './device.js';
 import { newDeviceStats } from './device.js';
 import { TunError } from './errors.js';
-import { Errno, errnoName, libc, POLLERR, POLLHUP, POLLIN, POLLNVAL, type PollWatch } from './libc.js';
-import { FRAME_GSO, FRAME_UNDELIVERABLE, TunFrame } from './tun-frame.js';
+import { Errno, libc } from './libc.js';
+import { TunFrame } from './tun-frame.js';
 import { openTunHandle, type TunHandle } from './tun-open.js';
 import { checkTunOptions, type ReadMode, type TunOptions } from './tun-options.js';
-import { type ReadRingOwner, TunReadRing, TunWriteRing } from './tun-rings.js';
+import { TunReader } from './tun-reader.js';
+import { TunWriteRing } from './tun-rings.js';
 import { DEFAULT_URING_ENTRIES } from './uring.js';
 import { VnetGso } from './vnet.js';
 
@@ -54,14 +46,8 @@ export {
   type TunOptions,
 } from './tun-options.js';
 
-/** The receive buffer: the largest IP packet plus room for the packet-info and virtio-net headers. */
-const RX_BUFFER_BYTES = 65536 + 64;
 /** The largest IP packet. */
 const MAX_PACKET = 65535;
-/** Consecutive failed reads or polls after which reading is declared broken (no busy loop). */
-const MAX_CONSECUTIVE_ERRORS = 64;
-/** Host byte order, for the native structs (pollfd, the eventfd counter). */
-const LITTLE = endianness() === 'LE';
 
 /** Opens (creates or attaches) a TUN device; throws a TunError with one actionable line on failure. */
 export function openTun(opts: TunOptions = {}): TunDevice {
@@ -91,12 +77,8 @@ export class TunDevice implements Device {
   readonly offloadNote: string | undefined;
   /** Bytes written in front of each packet (the virtio-net header and packet info): see Device.txHeadroom. */
   readonly txHeadroom: number;
-  /** The read strategy. */
-  readonly readMode: Exclude<ReadMode, 'auto'>;
   /** Counters. */
   readonly stats: DeviceStats = newDeviceStats();
-  /** The error that stopped reading, if one did. */
-  readError: TunError | undefined;
 
   #fd: number;
   #eventFd: number;
@@ -104,29 +86,14 @@ export class TunDevice implements Device {
   readonly #frame: TunFrame;
   /** Bytes of that prefix. */
   readonly #prefix: number;
-  readonly #batch: number;
-  readonly #onError: ((err: TunError) => void) | undefined;
-  readonly #rxBuf = new Uint8Array(RX_BUFFER_BYTES);
+  readonly #reader: TunReader;
   #txBuf: Uint8Array | undefined;
-  /** struct pollfd[2]: { int fd; short events; short revents } for the tun fd and the eventfd. */
-  readonly #pollFds = new Uint8Array(16);
-  readonly #pollView = new DataView(this.#pollFds.buffer);
-  readonly #wake = new Uint8Array(8);
-  #sink: PacketSink | undefined;
-  /** An async poll or read is running on the thread pool: fds must stay open until it returns. */
-  #inFlight = false;
-  #immediate: NodeJS.Immediate | undefined;
-  /** 'uv-poll': the loop's readiness watch on the fd. */
-  #watch: PollWatch | undefined;
+  #started = false;
   #closing = false;
   #closed: Promise<void> | undefined;
   #resolveClosed: (() => void) | undefined;
-  #errorRun = 0;
-  /** Batched writes and reads through io_uring, when in use (see useUring). */
+  /** Batched writes through io_uring, when in use (see useUring). */
   #writeRing: TunWriteRing | undefined;
-  #readRing: TunReadRing | undefined;
-  /** Inside #drain (packets being handed to the sink). */
-  #draining = false;
   /** Why io_uring is not used when it was wanted (e.g. `io_uring_setup refused (EPERM)`). */
   ioNote: string | undefined;
 
@@ -147,14 +114,25 @@ export class TunDevice implements Device {
     this.#frame = new TunFrame(handle.flags, handle.offload.vnetHdr, handle.offload.csum);
     this.#prefix = this.#frame.prefix;
     this.txHeadroom = this.#prefix;
-    this.readMode = readMode;
-    this.#batch = batch;
-    this.#onError = onError;
-    new DataView(this.#wake.buffer).setBigUint64(0, 1n, LITTLE);
-    this.#pollView.setInt32(0, handle.fd, LITTLE);
-    this.#pollView.setInt16(4, POLLIN, LITTLE);
-    this.#pollView.setInt32(8, handle.eventFd, LITTLE);
-    this.#pollView.setInt16(12, POLLIN, LITTLE);
+    const host = {
+      name: this.name,
+      stats: this.stats,
+      ringBroken: (note: string) => {
+        this.ioNote = note;
+      },
+      release: () => this.#release(),
+    };
+    this.#reader = new TunReader(host, handle.fd, handle.eventFd, this.#frame, readMode, batch, onError);
+  }
+
+  /** The read strategy. */
+  get readMode(): Exclude<ReadMode, 'auto'> {
+    return this.#reader.mode;
+  }
+
+  /** The error that stopped reading, if one did. */
+  get readError(): TunError | undefined {
+    return this.#reader.error;
   }
 
   /** How packets are read and written: 'uring' (batched) or 'plain' (one system call each). */
@@ -164,7 +142,7 @@ export class TunDevice implements Device {
 
   /** Reads go through the io_uring (several per system call) rather than one read() each. */
   get readsThroughUring(): boolean {
-    return this.#readRing?.active === true;
+    return this.#reader.throughRing;
   }
 
   /**
@@ -185,17 +163,8 @@ export class TunDevice implements Device {
     this.#writeRing = w;
     // The largest packet a read can return: a TSO super-segment, else the MTU (at least 1500).
     const maxPacket = this.offload.tso ? MAX_PACKET : Math.max(this.mtu, 1500);
-    const r = TunReadRing.open(
-      this.#fd,
-      maxPacket,
-      this.#prefix,
-      this.#batch,
-      this.stats,
-      this.#ringOwner,
-      entries,
-    );
-    if (typeof r === 'string') this.ioNote = `reads: ${r}`;
-    else this.#readRing = r;
+    const why = this.#reader.openRing(maxPacket, entries);
+    if (why !== undefined) this.ioNote = `reads: ${why}`;
     return undefined;
   }
 
@@ -206,12 +175,10 @@ export class TunDevice implements Device {
 
   /** Starts delivering received packets to `sink`. */
   start(sink: PacketSink): void {
-    if (this.#sink !== undefined) throw new Error(`TUN ${this.name} is already started`);
+    if (this.#started) throw new Error(`TUN ${this.name} is already started`);
     if (this.#closing) throw new Error(`TUN ${this.name} is closed`);
-    this.#sink = sink;
-    if (this.readMode === 'drain') this.#armPoll();
-    else if (this.readMode === 'uv-poll') this.#watch = libc().watchReadable(this.#fd, this.#onReadable);
-    else this.#readAsync();
+    this.#started = true;
+    this.#reader.start(sink);
   }
 
   /**
@@ -274,14 +241,8 @@ export class TunDevice implements Device {
     this.#closed = new Promise((resolve) => {
       this.#resolveClosed = resolve;
     });
-    if (this.#immediate !== undefined) {
-      clearImmediate(this.#immediate);
-      this.#immediate = undefined;
-    }
-    this.#unwatch();
-    if (this.#inFlight) libc().write(this.#eventFd, this.#wake, 8);
-    else if (!this.#draining) this.#release();
-    // (A close() from a packet's handler inside a drain: the drain releases when it ends.)
+    // (A close() from a packet's handler inside a drain: the reader releases when the drain ends.)
+    if (this.#reader.stop()) this.#release();
     return this.#closed;
   }
 
@@ -290,204 +251,11 @@ export class TunDevice implements Device {
     const c = libc();
     this.#writeRing?.close();
     this.#writeRing = undefined;
-    this.#readRing?.close();
-    this.#readRing = undefined;
+    this.#reader.closeRing();
     if (this.#fd >= 0) c.close(this.#fd);
     if (this.#eventFd >= 0) c.close(this.#eventFd);
     this.#fd = -1;
     this.#eventFd = -1;
     this.#resolveClosed?.();
-  }
-
-  /** Runs when the async call returns: false (and the fds released) if closing meanwhile. */
-  #settle(): boolean {
-    this.#inFlight = false;
-    if (!this.#closing) return true;
-    this.#release();
-    return false;
-  }
-
-  #armPoll(): void {
-    this.#inFlight = true;
-    libc().pollAsync(this.#pollFds, 2, -1, this.#onPoll);
-  }
-
-  readonly #onPoll = (err: unknown, rc: number): void => {
-    if (!this.#settle()) return;
-    if (err != null) {
-      this.#fatal(`poll failed: ${String(err)}`, undefined);
-    } else if (rc < 0) {
-      // EINTR (errno is not observable from an async call): try again, but never spin forever.
-      if (++this.#errorRun >= MAX_CONSECUTIVE_ERRORS) this.#fatal('poll keeps failing', undefined);
-      else this.#armPoll();
-    } else {
-      const revents = this.#pollView.getInt16(6, LITTLE);
-      if ((revents & (POLLERR | POLLHUP | POLLNVAL)) !== 0)
-        this.#fatal('the interface was deleted or its fd closed', undefined);
-      else if ((revents & POLLIN) === 0) this.#armPoll();
-      else if (this.readMode === 'drain') this.#drain();
-      else this.#readAsync();
-    }
-  };
-
-  #unwatch(): void {
-    this.#watch?.close();
-    this.#watch = undefined;
-  }
-
-  /** 'uv-poll': the fd is readable. Level-triggered, so an unfinished drain resumes next loop turn. */
-  readonly #onReadable = (status: number): void => {
-    if (this.#closing || this.readError !== undefined) return;
-    if (status < 0) this.#fatal(`uv_poll failed (libuv status ${status})`, undefined);
-    else this.#drain();
-  };
-
-  readonly #continueDrain = (): void => {
-    this.#immediate = undefined;
-    if (!this.#closing) this.#drain();
-  };
-
-  /** Reads until EAGAIN or `batch` packets, then flushes and re-arms. */
-  #drain(): void {
-    const sink = this.#sink!;
-    this.stats.rxWakeups++;
-    this.#draining = true;
-    let delivered = 0;
-    let more: boolean;
-    try {
-      const ring = this.#readRing;
-      if (ring?.active === true) {
-        const r = ring.drain(this.#batch);
-        delivered = ring.delivered;
-        more = r !== 'empty';
-        if (r !== 'empty' && r !== 'more') this.ioNote = r;
-      } else {
-        // One read() per packet; every attempt counts against the budget, so a run of EINTRs
-        // cannot spin here either.
-        more = true;
-        for (let i = 0; i < this.#batch && !this.#closing; i++) {
-          const got = this.#readOnce(sink);
-          if (got === 0) {
-            more = false;
-            break;
-          }
-          if (got > 0) delivered++;
-        }
-      }
-    } finally {
-      this.#draining = false;
-    }
-    if (delivered > 0) sink.flush();
-    if (this.#closing) this.#release();
-    else if (this.readError !== undefined || this.#watch !== undefined) return;
-    else if (more) this.#immediate = setImmediate(this.#continueDrain);
-    else this.#armPoll();
-  }
-
-  /** The read ring's view of this device: its packets and failures are handled as read()'s are. */
-  readonly #ringOwner: ReadRingOwner = {
-    packet: (buf, start, end) => {
-      this.#errorRun = 0;
-      this.#deliver(this.#sink!, buf, start, end);
-    },
-    emptyRead: () => this.#emptyRead(),
-    readFailed: (errno) => this.#readFailed(errno),
-    stopped: () => this.#closing || this.readError !== undefined,
-  };
-
-  /**
-   * One synchronous read: delivers a packet and returns 1, returns 0 when there is nothing to read
-   * (EAGAIN) or reading stopped, -1 after a counted, retryable error.
-   */
-  #readOnce(sink: PacketSink): number {
-    const c = libc();
-    const r = c.read(this.#fd, this.#rxBuf, RX_BUFFER_BYTES);
-    if (r > this.#prefix) {
-      this.#errorRun = 0;
-      this.#deliver(sink, this.#rxBuf, 0, r);
-      return 1;
-    }
-    if (r >= 0) return this.#emptyRead();
-    const errno = c.errno();
-    if (errno === Errno.EAGAIN) return 0;
-    if (errno === Errno.EINTR) return -1;
-    return this.#readFailed(errno);
-  }
-
-  /** A 0-byte read or a bare packet-info header: nothing usable. Counted; 0 once reading stopped. */
-  #emptyRead(): number {
-    if (++this.#errorRun >= MAX_CONSECUTIVE_ERRORS) return this.#fatal('empty reads', undefined);
-    this.stats.rxErrors++;
-    return -1;
-  }
-
-  /** A read failed with `errno` (not EAGAIN/EINTR): counted, or reading stops (returns 0). */
-  #readFailed(errno: number): number {
-    if (
-      errno === Errno.EBADFD ||
-      errno === Errno.EBADF ||
-      errno === Errno.EIO ||
-      errno === Errno.EFAULT ||
-      ++this.#errorRun >= MAX_CONSECUTIVE_ERRORS
-    )
-      return this.#fatal(`read failed with ${errnoName(errno)}`, errnoName(errno));
-    this.stats.rxErrors++;
-    return -1;
-  }
-
-  /** Hands the packet read into `buf[start, end)` (its prefix first) to the sink. */
-  #deliver(sink: PacketSink, buf: Uint8Array, start: number, end: number): void {
-    const stats = this.stats;
-    const got = this.#frame.receive(buf, start);
-    if (got === FRAME_UNDELIVERABLE) {
-      stats.rxErrors++;
-      return;
-    }
-    if ((got & FRAME_GSO) !== 0) stats.rxGsoPackets++;
-    const rxFlags = got & ~FRAME_GSO;
-    const packetAt = start + this.#prefix;
-    stats.rxPackets++;
-    stats.rxBytes += end - packetAt;
-    sink.receive(buf.subarray(packetAt, end), rxFlags);
-  }
-
-  /** 'async-read': one read() per packet on the thread pool; a poll when the queue is empty. */
-  #readAsync(): void {
-    this.#inFlight = true;
-    libc().readAsync(this.#fd, this.#rxBuf, RX_BUFFER_BYTES, this.#onReadAsync);
-  }
-
-  readonly #onReadAsync = (err: unknown, r: number): void => {
-    if (!this.#settle()) return;
-    if (err != null) return void this.#fatal(`read failed: ${String(err)}`, undefined);
-    const sink = this.#sink!;
-    if (r > this.#prefix) {
-      this.#errorRun = 0;
-      this.stats.rxWakeups++;
-      this.#deliver(sink, this.#rxBuf, 0, r);
-      sink.flush();
-      if (this.#closing) this.#release();
-      else this.#readAsync();
-      return;
-    }
-    // errno is lost with an async call: a synchronous read learns it (or finds a packet after all).
-    const got = this.#readOnce(sink);
-    if (got === 1) sink.flush();
-    if (this.#closing) this.#release();
-    else if (this.readError !== undefined) return;
-    else if (got === 0) this.#armPoll();
-    else this.#readAsync();
-  };
-
-  /** Stops reading for good: counts, records and reports the error. Returns 0 for #readOnce. */
-  #fatal(why: string, errno: string | undefined): 0 {
-    this.stats.rxErrors++;
-    const err = new TunError('TUN_READ', `TUN ${this.name}: reading stopped: ${why}`, errno);
-    // The fds stay open until close() (writes may still be attempted), but nothing reads any more.
-    this.readError = err;
-    this.#unwatch();
-    if (this.#onError !== undefined) this.#onError(err);
-    else process.emitWarning(err);
-    return 0;
   }
 }
