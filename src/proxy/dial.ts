@@ -22,8 +22,9 @@ export interface DialContext {
 }
 
 /**
- * Runs `attempt` under the timeout and the signal (or DialCancel) of `opts`. On success the socket gets Nagle off; on
- * any failure every tracked socket is destroyed and the error becomes a DialError.
+ * Runs `attempt` under the timeout and the abort (AbortSignal or DialCancel) of `opts`. On success
+ * the socket gets Nagle off; on any failure every tracked socket is destroyed and the error
+ * becomes a DialError.
  */
 export function runDial(
   opts: DialOptions | undefined,
