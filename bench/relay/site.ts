@@ -200,14 +200,7 @@ export class BenchSite {
       [`UDP-LISTEN:${HOP_UDP_PORT},bind=${HOP_V4},fork,reuseaddr`, `UDP:${SERVER_DIRECT}:${UDP_ECHO_PORT}`],
       { stdio: 'ignore' },
     );
-    await waitFor(
-      async () => {
-        const r = await this.client.exec('ss', ['-Hlun', `sport = :${HOP_UDP_PORT}`], { allowFail: true });
-        return r.code === 0 && r.stdout.trim() !== '';
-      },
-      10_000,
-      `socat on UDP port ${HOP_UDP_PORT}`,
-    );
+    await this.client.waitForUdpPort(HOP_UDP_PORT, 10_000);
     return true;
   }
 

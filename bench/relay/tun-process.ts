@@ -26,8 +26,6 @@ export interface TunConfig {
   busyPoll?: string;
   /** `--tun-io MODE`, only passed when set. */
   tunIo?: 'auto' | 'uring' | 'plain';
-  /** More flags, passed as they are (for experiments: e.g. `['--socks5-spares', '0']`). */
-  extraArgs?: readonly string[];
 }
 
 /** How long a stop waits for the exit after SIGTERM before SIGKILL. */
@@ -72,7 +70,6 @@ export class TunProcess {
     if (config.tcpAccept !== undefined) args.push('--tcp-accept', config.tcpAccept);
     if (config.busyPoll !== undefined) args.push('--busy-poll', config.busyPoll);
     if (config.tunIo !== undefined) args.push('--tun-io', config.tunIo);
-    if (config.extraArgs !== undefined) args.push(...config.extraArgs);
     // `ip netns exec` and then sh exec in place: the child's pid is node's.
     const child = site.client.spawn('sh', ['-c', WITH_FDS, 'sh', 'node', CLI, ...args], {
       stdio: ['ignore', 'ignore', 'pipe'],

@@ -322,6 +322,16 @@ describe.skipIf(!canRunIntegration())('testbed in namespaces', () => {
     await server.waitForTcpPort(18081, 5000);
   });
 
+  it('waits for a UDP socket bound in the namespace', async () => {
+    await expect(server.waitForUdpPort(18082, 100)).rejects.toThrow(/UDP listener on port 18082/);
+    server.spawn(
+      process.execPath,
+      ['-e', 'require("dgram").createSocket("udp4").bind(18083); setTimeout(() => {}, 30000)'],
+      { stdio: 'ignore' },
+    );
+    await server.waitForUdpPort(18083, 5000);
+  });
+
   it('destroy() kills spawned processes, deletes namespaces and temp dirs, and is idempotent', async () => {
     const own = await Testbed.create('tbgone');
     const a = await own.netns('a');

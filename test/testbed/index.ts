@@ -118,14 +118,28 @@ export class Netns {
   }
 
   /** Resolves once a TCP socket listens on `port` in the namespace (polls `ss -ltn`). */
-  async waitForTcpPort(port: number, timeoutMs: number): Promise<void> {
+  waitForTcpPort(port: number, timeoutMs: number): Promise<void> {
+    return this.waitForListener('-Hltn', 'TCP', port, timeoutMs);
+  }
+
+  /** Resolves once a UDP socket is bound to `port` in the namespace (polls `ss -lun`). */
+  waitForUdpPort(port: number, timeoutMs: number): Promise<void> {
+    return this.waitForListener('-Hlun', 'UDP', port, timeoutMs);
+  }
+
+  private async waitForListener(
+    flags: string,
+    proto: string,
+    port: number,
+    timeoutMs: number,
+  ): Promise<void> {
     await waitFor(
       async () => {
-        const r = await this.exec('ss', ['-Hltn', `sport = :${port}`], { allowFail: true });
+        const r = await this.exec('ss', [flags, `sport = :${port}`], { allowFail: true });
         return r.code === 0 && r.stdout.trim() !== '';
       },
       timeoutMs,
-      `a TCP listener on port ${port} in ${this.name}`,
+      `a ${proto} listener on port ${port} in ${this.name}`,
     );
   }
 }
